@@ -1,0 +1,34 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * `sg(x)`: forward value `x`, zero gradient. tfjs has no stop-gradient op (tensorflow/tfjs#7438),
+ * so it is a `customGrad` whose gradient is zeros.
+ */
+export function stopGradient<T extends tf.Tensor>(x: T): T {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [a, save] = args as [tf.Tensor, tf.GradSaveFunc];
+    save([a]);
+    return { value: tf.clone(a), gradFunc: (_dy: tf.Tensor, saved: tf.Tensor[]) => [tf.zerosLike(saved[0])] };
+  });
+  return f(x) as T;
+}
+
+/**
+ * Straight-through estimator: the forward value is `hard`, the gradient flows to `soft` unchanged
+ * (`hard − sg(soft) + soft`, computed as one customGrad so the forward value is exactly `hard`).
+ * `hard` gets no gradient. Shapes must match.
+ */
+export function straightThrough<T extends tf.Tensor>(hard: T, soft: T): T {
+  if (!tf.util.arraysEqual(hard.shape, soft.shape)) {
+    throw new Error(`straightThrough: hard [${hard.shape}] and soft [${soft.shape}] must have the same shape`);
+  }
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [h, , save] = args as [tf.Tensor, tf.Tensor, tf.GradSaveFunc];
+    save([h]);
+    return {
+      value: tf.clone(h),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [tf.zerosLike(saved[0]), tf.clone(dy)],
+    };
+  });
+  return f(hard, soft) as T;
+}
