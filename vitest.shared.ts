@@ -5,8 +5,8 @@ const setup = fileURLToPath(new URL('./vitest.setup.ts', import.meta.url));
 
 /**
  * Test config shared by every package: resolve workspace packages to their `src` (the
- * `@ettjs/source` export condition), inline tfjs-core's ESM files so its gradient
- * registrations load in Node, init the backend and fail any test that leaks tensors.
+ * `@ettjs/source` export condition), pre-bundle tfjs-core's ESM gradient registrations (Node
+ * cannot load them as they are), init the backend and fail any test that leaks tensors.
  */
 export function packageProject(name: string) {
   return defineProject({
@@ -19,7 +19,7 @@ export function packageProject(name: string) {
       testTimeout: 120_000,
       hookTimeout: 120_000,
       pool: 'forks',
-      server: { deps: { inline: [/@tensorflow[\\/]tfjs-core[\\/]dist[\\/](?!tf-core)/] } },
+      deps: { optimizer: { ssr: { enabled: true, include: ['@tensorflow/tfjs-core/dist/register_all_gradients', '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops'] } } },
     },
   });
 }

@@ -3,9 +3,11 @@
 // global registries. They are ESM with extensionless imports, which Node cannot load, so the
 // build bundles them (see tsup.config.ts) and the tests let vitest transform them. Importing
 // the 142 MB `@tensorflow/tfjs` umbrella would also work; this is ~370 KB.
+// tfjs-core itself must load first: it creates the global engine and registers the flags the
+// registrations below read.
+import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
-import * as tf from '@tensorflow/tfjs-core';
 
 /** True once the gradient registrations are in the global registry. */
 export function gradientsRegistered(): boolean {
