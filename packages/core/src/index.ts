@@ -3,3 +3,17 @@ export type { StateDictMismatch } from './module';
 export { stopGradient, straightThrough } from './autodiff';
 export { assertNoLeaks, tensorCountsOver, TensorLeakError } from './leaks';
 export type { CausalLM, KVCache, TextTokenizer, TokenizerOutput, VisionTokenizer, VisualAdapter } from './interfaces';
+export {
+  decodeSafetensorsEntry,
+  loadSafetensorsFile,
+  MAX_HEADER_BYTES,
+  readSafetensors,
+  SafetensorsError,
+  safetensorsEntryToTensor,
+  safetensorsToTensors,
+  saveSafetensorsFile,
+  writeSafetensors,
+} from './safetensors';
+export type { DecodedEntry, SafetensorsDtype, SafetensorsEntry, SafetensorsFile } from './safetensors';
+export { AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm } from './optim';
+export type { AdamWOptions, Gradients, NamedVariables, ParamGroup, ParamGroupState } from './optim';
