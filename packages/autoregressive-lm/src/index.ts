@@ -1,1 +1,13 @@
-export {};
+export { AutoregressiveLM, LMInputError } from './autoregressive_lm';
+export type { FromPretrainedOptions, LMForwardInput, LMForwardOutput, SavePretrainedOptions } from './autoregressive_lm';
+export { DEFAULT_LM_CONFIG, LMConfigError, lmConfigFromHF, lmConfigToHF, resolveLMConfig } from './config';
+export type { LMConfig, RopeScaling } from './config';
+export { LMKVCache } from './kv_cache';
+export { generate, generateVisualCodes } from './generate';
+export type { GenerateOptions, GenerateOutput, GenerateVisualOptions } from './generate';
+export { chooseToken, DEFAULT_SAMPLING, SamplingError, samplingDistribution, seededRandom } from './sampling';
+export type { RandomSource, SamplingOptions } from './sampling';
+export { imageSlotMask, MergeVisualError, mergeVisualEmbeddings } from './merge_visual';
+export { HFCheckpointError } from './hf_checkpoint';
+export { ByteTokenizer, DEFAULT_BYTE_SPECIAL_TOKENS } from './byte_tokenizer';
+export { HFTokenizer, HFTokenizerError } from './hf_tokenizer';

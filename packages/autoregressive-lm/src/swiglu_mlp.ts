@@ -1,0 +1,33 @@
+import { Module } from '@ettjs/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { Linear } from './linear';
+
+/** LLaMA/Qwen2 MLP: `down(silu(gate(x)) · up(x))` (SwiGLU, Shazeer 2020). */
+export class SwiGLUMLP extends Module {
+  readonly gate_proj: Linear;
+  readonly up_proj: Linear;
+  readonly down_proj: Linear;
+
+  constructor(hiddenSize: number, intermediateSize: number, options: { bias: boolean; std: number; seed?: number }) {
+    super();
+    const { bias, std, seed: s } = options;
+    this.gate_proj = this.addModule('gate_proj', new Linear({ inFeatures: hiddenSize, outFeatures: intermediateSize, bias, std, seed: s }));
+    this.up_proj = this.addModule(
+      'up_proj',
+      new Linear({ inFeatures: hiddenSize, outFeatures: intermediateSize, bias, std, seed: s === undefined ? s : s + 1 }),
+    );
+    this.down_proj = this.addModule(
+      'down_proj',
+      new Linear({ inFeatures: intermediateSize, outFeatures: hiddenSize, bias, std, seed: s === undefined ? s : s + 2 }),
+    );
+  }
+
+  /** `[N, C]` → `[N, C]`. */
+  apply(x: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => {
+      const g = this.gate_proj.apply(x);
+      // silu(g) = g · sigmoid(g), written out so its gradient is the plain product rule on every backend.
+      return this.down_proj.apply(tf.mul(tf.mul(g, tf.sigmoid(g)), this.up_proj.apply(x)));
+    });
+  }
+}
