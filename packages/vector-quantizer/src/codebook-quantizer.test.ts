@@ -1,0 +1,148 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { asVariable } from '../test/helpers';
+import { IBQQuantizer } from './ibq';
+import { CodebookUsage, codePerplexity } from './usage';
+import { VectorQuantizer } from './vq';
+
+function disposeResult(r: { quantized: tf.Tensor; indices: tf.Tensor; losses: Record<string, tf.Tensor> }) {
+  tf.dispose([r.quantized, r.indices, ...Object.values(r.losses)]);
+}
+
+describe('CodebookUsage and perplexity', () => {
+  it('counts codes used over a rolling window of batches', () => {
+    const u = new CodebookUsage(8, 2);
+    u.record(Int32Array.from([0, 0, 1]));
+    expect(u.usage).toBe(2 / 8);
+    u.record(Int32Array.from([2, 3]));
+    expect(u.usage).toBe(4 / 8);
+    u.record(Int32Array.from([3])); // the first batch leaves the window
+    expect(u.usage).toBe(2 / 8);
+    expect(() => u.record(Int32Array.from([8]))).toThrow(/outside/);
+  });
+
+  it('perplexity is K for uniform use and 1 for a single code', () => {
+    expect(codePerplexity(Int32Array.from([0, 1, 2, 3]), 4)).toBeCloseTo(4, 10);
+    expect(codePerplexity(Int32Array.from([2, 2, 2]), 4)).toBeCloseTo(1, 10);
+    // p = (1/2, 1/4, 1/4): H = 1.5 ln 2
+    expect(codePerplexity(Int32Array.from([0, 0, 1, 2]), 4)).toBeCloseTo(Math.exp(1.5 * Math.LN2), 10);
+  });
+});
+
+describe('CodebookQuantizer bookkeeping', () => {
+  it('training encodes record usage; eval encodes and update() mutate nothing', async () => {
+    const q = new IBQQuantizer({ codebookSize: 16, codeDim: 4, deadCodeRestart: { kind: 'batch-samples', afterSteps: 1 } });
+    const z = tf.randomNormal([6, 4], 0, 1, 'float32', 5);
+    const before = await q.embedding.data();
+    q.eval();
+    const r1 = q.quantize(z);
+    expect(q.usage).toBe(0);
+    expect(q.pendingBatches).toBe(0);
+    expect(q.update()).toEqual({ batches: 0, restarted: 0 });
+    expect(await q.embedding.data()).toEqual(before);
+    const used = new Set(await r1.indices.data()).size;
+    expect(r1.stats.usage).toBe(used / 16); // eval: this batch alone
+    q.train();
+    const r2 = q.quantize(z);
+    expect(q.pendingBatches).toBe(1);
+    expect(r2.stats.usage).toBe(used / 16);
+    const r3 = q.quantize(z, { training: false }); // per-call override
+    expect(q.pendingBatches).toBe(1);
+    [r1, r2, r3].forEach(disposeResult);
+    z.dispose();
+    q.dispose();
+  });
+
+  it('EMA update equals the hand computation (decay, Laplace smoothing)', async () => {
+    const decay = 0.5;
+    const eps = 1e-5;
+    const q = new VectorQuantizer({ codebookSize: 2, codeDim: 1, codebookUpdate: { kind: 'ema', decay, epsilon: eps } });
+    tf.tidy(() => {
+      q.embedding.assign(tf.tensor2d([[0], [10]]));
+      (q.namedBuffers().find(([n]) => n === 'ema_embed_sum')?.[1] as tf.Variable).assign(tf.tensor2d([[0], [10]]));
+    });
+    const z = tf.tensor2d([[1], [3], [9]]); // codes 0, 0, 1
+    disposeResult(q.quantize(z));
+    expect(q.update()).toEqual({ batches: 1, restarted: 0 });
+    // cluster sizes: 0.5·1 + 0.5·2 = 1.5 and 0.5·1 + 0.5·1 = 1; sums: 0.5·0 + 0.5·4 = 2 and 0.5·10 + 0.5·9 = 9.5
+    const n = 2.5;
+    const smooth = (c: number) => ((c + eps) / (n + 2 * eps)) * n;
+    const e = await q.embedding.data();
+    expect(e[0]).toBeCloseTo(2 / smooth(1.5), 5);
+    expect(e[1]).toBeCloseTo(9.5 / smooth(1), 5);
+    z.dispose();
+    q.dispose();
+  });
+
+  it('dead-code restart replaces codes unused for N updates with batch latents', async () => {
+    const q = new VectorQuantizer({ codebookSize: 4, codeDim: 2, deadCodeRestart: { kind: 'batch-samples', afterSteps: 2 } });
+    tf.tidy(() =>
+      q.embedding.assign(
+        tf.tensor2d([
+          [1, 0],
+          [0, 1],
+          [50, 50],
+          [-50, 50],
+        ]),
+      ),
+    );
+    const z = tf.tensor2d([
+      [0.9, 0.1],
+      [0.2, 0.8],
+      [1.1, -0.1],
+    ]); // always codes 0 and 1
+    disposeResult(q.quantize(z));
+    expect(q.update().restarted).toBe(0); // one unused step: not yet
+    disposeResult(q.quantize(z));
+    expect(q.update().restarted).toBe(2);
+    const e = Array.from(await q.embedding.data());
+    const latents = [
+      [0.9, 0.1],
+      [0.2, 0.8],
+      [1.1, -0.1],
+    ].map((r) => r.map(Math.fround).join());
+    expect(e.slice(0, 4)).toEqual([1, 0, 0, 1]);
+    for (const code of [2, 3]) expect(latents).toContain(e.slice(code * 2, code * 2 + 2).join());
+    z.dispose();
+    q.dispose();
+  });
+
+  it('a frozen codebook is not trainable; state names are stable', () => {
+    const q = new IBQQuantizer({ codebookSize: 4, codeDim: 2, frozen: true });
+    expect(q.trainableVariables()).toHaveLength(0);
+    expect(Object.keys(q.stateDict())).toEqual(['embedding']);
+    const ema = new VectorQuantizer({ codebookSize: 4, codeDim: 2, codebookUpdate: { kind: 'ema', decay: 0.99 } });
+    expect(Object.keys(ema.stateDict())).toEqual(['embedding', 'ema_cluster_size', 'ema_embed_sum']);
+    q.dispose();
+    ema.dispose();
+  });
+
+  it('a training step with update() is leak-free', async () => {
+    const q = new IBQQuantizer({ codebookSize: 8, codeDim: 3, deadCodeRestart: { kind: 'batch-samples', afterSteps: 1 } });
+    const z = asVariable(tf.zeros([5, 3]));
+    const opt = tf.train.sgd(0.1);
+    const counts: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      tf.tidy(() => z.assign(tf.randomNormal([5, 3], 0, 1, 'float32', i)));
+      const cost = opt.minimize(() => {
+        const r = q.quantize(z);
+        return tf.add(r.losses.quant, tf.mul(r.losses.entropy, 0.05)) as tf.Scalar;
+      }, true);
+      cost?.dispose();
+      q.update();
+      counts.push(tf.memory().numTensors);
+    }
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    opt.dispose();
+    z.dispose();
+    q.dispose();
+  });
+
+  it('rejects bad options before allocating anything', () => {
+    expect(() => new VectorQuantizer({ codebookSize: 1, codeDim: 2 })).toThrow(/codebookSize/);
+    expect(() => new VectorQuantizer({ codebookSize: 4, codeDim: 2, codebookUpdate: { kind: 'ema', decay: 1 } })).toThrow(/decay/);
+    expect(() => new IBQQuantizer({ codebookSize: 4, codeDim: 2, deadCodeRestart: { kind: 'batch-samples', afterSteps: 0 } })).toThrow(
+      /afterSteps/,
+    );
+  });
+});
