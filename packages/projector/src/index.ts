@@ -1,1 +1,12 @@
-export {};
+export { CodebookProjector, DEFAULT_CODEBOOK_PROJECTOR_CONFIG } from './codebook-projector';
+export type { CodebookProjectorConfig } from './codebook-projector';
+export { IndexEmbedding, DEFAULT_INDEX_EMBEDDING_CONFIG } from './index-embedding';
+export type { IndexEmbeddingConfig } from './index-embedding';
+export { createVisualAdapter, loadVisualAdapter } from './visual-adapter';
+export type { AnyVisualAdapter, VisualAdapterOptions } from './visual-adapter';
+export { AdapterCheckpointError, ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE } from './adapter-checkpoint';
+export type { AdapterKind } from './adapter-checkpoint';
+export { AdapterInputError } from './adapter-input-error';
+export { gelu } from './gelu';
+export type { GeluKind } from './gelu';
+export { Linear } from './linear';
