@@ -17,3 +17,5 @@ export {
 export type { DecodedEntry, SafetensorsDtype, SafetensorsEntry, SafetensorsFile } from './safetensors';
 export { AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm } from './optim';
 export type { AdamWOptions, Gradients, NamedVariables, ParamGroup, ParamGroupState } from './optim';
+export { Rng } from './random';
+export type { RngState } from './random';

@@ -13,7 +13,10 @@ export class TensorLeakError extends Error {
   }
 }
 
-/** Runs `fn` and throws `TensorLeakError` if the live tensor count grew, after disposing what `fn` returned via `keep`. */
+/**
+ * Runs `fn` and throws `TensorLeakError` if the live tensor count grew. Tensors that `fn` returns
+ * count as leaked: read them and dispose them inside `fn`, and return plain values.
+ */
 export async function assertNoLeaks<T>(fn: () => T | Promise<T>, label = 'assertNoLeaks'): Promise<T> {
   const before = tf.memory().numTensors;
   const result = await fn();

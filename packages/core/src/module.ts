@@ -46,7 +46,7 @@ export abstract class Module {
 
   /** Registers a trainable parameter; the module takes ownership of `init` (it is not cloned). */
   protected addParameter(name: string, init: tf.Tensor, options: { trainable?: boolean } = {}): tf.Variable {
-    this.#checkName(name);
+    this.#checkName(name, init);
     const variable = tf.variable(init, options.trainable ?? true);
     init.dispose();
     this.#entries.set(name, { variable, buffer: false, frozen: options.trainable === false });
@@ -55,7 +55,7 @@ export abstract class Module {
 
   /** Registers non-trainable state that is saved with the module. Takes ownership of `init`. */
   protected addBuffer(name: string, init: tf.Tensor): tf.Variable {
-    this.#checkName(name);
+    this.#checkName(name, init);
     const variable = tf.variable(init, false);
     init.dispose();
     this.#entries.set(name, { variable, buffer: true, frozen: true });
@@ -69,10 +69,15 @@ export abstract class Module {
     return module;
   }
 
-  #checkName(name: string): void {
-    if (!name || name.includes('.')) throw new Error(`Module: invalid name "${name}" (non-empty, no dots)`);
-    if (this.#entries.has(name) || this.#children.has(name)) {
-      throw new Error(`Module: "${name}" is registered twice in ${this.constructor.name}`);
+  /** `owned`: a tensor this call took ownership of, freed if the name is rejected. */
+  #checkName(name: string, owned?: tf.Tensor): void {
+    let problem = '';
+    if (!name || name.includes('.')) problem = `Module: invalid name "${name}" (non-empty, no dots)`;
+    else if (this.#entries.has(name) || this.#children.has(name))
+      problem = `Module: "${name}" is registered twice in ${this.constructor.name}`;
+    if (problem) {
+      owned?.dispose();
+      throw new Error(problem);
     }
   }
 
@@ -180,8 +185,10 @@ export abstract class Module {
     const strict = options.strict ?? true;
     const own = new Map(this.#all());
     const mismatches: StateDictMismatch[] = [];
+    // Own-property lookups only: a parameter named like an Object.prototype member must not match it.
+    const get = (name: string): tf.Tensor | undefined => (Object.hasOwn(dict, name) ? dict[name] : undefined);
     for (const [name, e] of own) {
-      const t = dict[name];
+      const t = get(name);
       if (!t) {
         mismatches.push({ name, problem: 'missing', expected: `[${e.variable.shape}]` });
       } else if (!tf.util.arraysEqual(t.shape, e.variable.shape)) {
@@ -194,7 +201,7 @@ export abstract class Module {
     const shapeErrors = mismatches.filter((m) => m.problem === 'shape');
     if (strict ? mismatches.length > 0 : shapeErrors.length > 0) throw new StateDictError(strict ? mismatches : shapeErrors);
     for (const [name, e] of own) {
-      const t = dict[name];
+      const t = get(name);
       if (!t) continue;
       tf.tidy(() => e.variable.assign(t.dtype === e.variable.dtype ? t : tf.cast(t, e.variable.dtype)));
     }
