@@ -171,8 +171,10 @@ describe('SyntheticTextImages', () => {
       const gen = seed === 0 ? ds : new SyntheticTextImages({ seed });
       for (let i = 0; i < n; i++) {
         const s = gen.sample(split, i);
-        (hashes[split] ??= new Set()).add(createHash('sha1').update(s.image).update(s.caption).digest('hex'));
-        (keys[split] ??= new Set()).add(s.key);
+        hashes[split] ??= new Set();
+        keys[split] ??= new Set();
+        hashes[split].add(createHash('sha1').update(s.image).update(s.caption).digest('hex'));
+        keys[split].add(s.key);
         expect(gen.splitOf(s.key)).toBe(split);
       }
     }

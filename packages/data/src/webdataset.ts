@@ -9,7 +9,7 @@ import {
 } from './dataset';
 import { epochPermutation } from './keyed-random';
 import { expandShards } from './shard-pattern';
-import { readTarFile } from './tar';
+import { readTarFile, TarError } from './tar';
 
 export interface WebDatasetConfig {
   /** Directory relative shard patterns resolve against. Defaults to `process.cwd()`. */
@@ -79,8 +79,14 @@ export class WebDataset implements ImageCaptionDataset {
         const rec = flush();
         if (rec && position++ >= order.start) yield rec;
       } catch (e) {
+        // A member that failed to read starts a new sample: the one assembled so far is complete.
+        const failedKey = e instanceof TarError && e.member ? splitMember(e.member).key : key;
+        if (failedKey !== key) {
+          const rec = flush();
+          if (rec && position++ >= order.start) yield rec;
+        }
         // The sample being assembled is incomplete: report it (or the shard) as one bad record.
-        const origin = { file: shard, key: key ?? '(archive)' };
+        const origin = { file: shard, key: failedKey ?? '(archive)' };
         const reason = (e as Error).message;
         key = undefined;
         if (position++ >= order.start) yield { origin, load: () => Promise.reject(new SampleError(origin, reason)) };
