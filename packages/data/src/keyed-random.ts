@@ -1,3 +1,5 @@
+import { Rng } from '@ettjs/core';
+
 /**
  * Randomness as a pure function of a key. The synthetic dataset derives sample `i` of a split from
  * `(seed, split, i)` and the loader derives epoch `e`'s order from `(seed, e)`, so neither holds
@@ -25,48 +27,24 @@ export function hashKey(...parts: readonly (string | number)[]): number {
   return h >>> 0;
 }
 
-/** A small PRNG (mulberry32) seeded from a key; fine for data choices, not for cryptography. */
-export class KeyedRandom {
-  private s: number;
+/**
+ * A generator keyed by `parts`: core's seeded `Rng` (xoshiro128**) seeded with the joined key, so
+ * the same key always gives the same stream and different keys give unrelated ones.
+ */
+export function keyedRng(...parts: readonly (string | number)[]): Rng {
+  return new Rng(parts.map(String).join('\u0000'));
+}
 
-  constructor(...key: readonly (string | number)[]) {
-    this.s = hashKey(...key);
-  }
+/** Uniform integer in [lo, hi] (both inclusive). */
+export function between(rng: Rng, lo: number, hi: number): number {
+  return lo + rng.int(hi - lo + 1);
+}
 
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-
-  /** Uniform integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  /** Uniform integer in [lo, hi] (both inclusive). */
-  between(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)]!;
-  }
+export function pick<T>(rng: Rng, items: readonly T[]): T {
+  return items[rng.int(items.length)]!;
 }
 
 /** The order of `n` records in one epoch: a Fisher–Yates permutation keyed by `(seed, epoch)`. */
-export function epochPermutation(n: number, seed: number, epoch: number): Uint32Array {
-  const order = new Uint32Array(n);
-  for (let i = 0; i < n; i++) order[i] = i;
-  const rng = new KeyedRandom('epoch-order', seed, epoch);
-  for (let i = n - 1; i > 0; i--) {
-    const j = rng.int(i + 1);
-    const t = order[i]!;
-    order[i] = order[j]!;
-    order[j] = t;
-  }
-  return order;
+export function epochPermutation(n: number, seed: number, epoch: number): readonly number[] {
+  return keyedRng('epoch-order', seed, epoch).permutation(n);
 }

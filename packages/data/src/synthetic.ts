@@ -1,6 +1,7 @@
 import { BITMAP_FONTS, type BitmapFont, FONT_CHARSET, type FontName, glyphRows } from './bitmap-font';
 import { IndexedDataset, type LoadedSample, type SampleOrigin } from './dataset';
-import { hashKey, KeyedRandom } from './keyed-random';
+import type { Rng } from '@ettjs/core';
+import { between, hashKey, keyedRng, pick } from './keyed-random';
 
 /**
  * The embedded synthetic text-in-image dataset. Each image has one or two coloured shapes at a
@@ -248,7 +249,7 @@ export class SyntheticTextImages {
     // Rejection sampling over the hash partition: draw candidates from this split's own stream
     // until one falls in the split's part of the sample space (about 1 / fraction draws).
     for (let attempt = 0; attempt < 100_000; attempt++) {
-      const spec = this.drawSpec(new KeyedRandom('ett-synthetic', this.config.seed, split, index, attempt));
+      const spec = this.drawSpec(keyedRng('ett-synthetic', this.config.seed, split, index, attempt));
       const key = specKey(spec);
       if (this.splitOf(key) !== split) continue;
       const shapes = spec.shapes.map(({ shape, colour, position }) => ({ shape, colour, position }));
@@ -264,21 +265,21 @@ export class SyntheticTextImages {
     return new SyntheticSplitDataset(this, split, size);
   }
 
-  private drawSpec(rng: KeyedRandom): SampleSpec {
+  private drawSpec(rng: Rng): SampleSpec {
     const c = this.config;
-    const n = rng.between(c.shapesPerImage[0], c.shapesPerImage[1]);
+    const n = between(rng, c.shapesPerImage[0], c.shapesPerImage[1]);
     const j = c.positionJitter;
     const firstChoices = n === 2 ? c.positions.filter((p) => this.partners[p].length > 0) : c.positions;
     const shapes: PlacedShape[] = [];
     for (let i = 0; i < n; i++) {
-      const position = i === 0 ? rng.pick(firstChoices) : rng.pick(this.partners[shapes[0]!.position]);
-      shapes.push({ shape: rng.pick(c.shapes), colour: rng.pick(c.colours), position, dx: rng.between(-j, j), dy: rng.between(-j, j) });
+      const position = i === 0 ? pick(rng, firstChoices) : pick(rng, this.partners[shapes[0]!.position]);
+      shapes.push({ shape: pick(rng, c.shapes), colour: pick(rng, c.colours), position, dx: between(rng, -j, j), dy: between(rng, -j, j) });
     }
-    const len = rng.between(c.textLength[0], c.textLength[1]);
+    const len = between(rng, c.textLength[0], c.textLength[1]);
     let text = '';
     for (let i = 0; i < len; i++) text += c.charset[rng.int(c.charset.length)];
     const free = c.imageSize - this.textWidth(len);
-    const textX = c.textPlacement === 'fixed' ? Math.floor(free / 2) : rng.between(1, free - 1);
+    const textX = c.textPlacement === 'fixed' ? Math.floor(free / 2) : between(rng, 1, free - 1);
     return { shapes, text, textX };
   }
 
