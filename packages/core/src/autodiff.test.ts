@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { stopGradient, straightThrough } from './autodiff';
+import { namedVariableGrads, stopGradient, straightThrough } from './autodiff';
 
 async function arr(t: tf.Tensor): Promise<number[]> {
   const v = Array.from(await t.data());
@@ -73,5 +73,32 @@ describe('straightThrough', () => {
     const b = tf.zeros([3, 2]);
     expect(() => straightThrough(a, b)).toThrow(/hard \[2,3\] and soft \[3,2\] must have the same shape/);
     tf.dispose([a, b]);
+  });
+});
+
+describe('namedVariableGrads', () => {
+  it('keys gradients by parameter name and omits frozen and unreached parameters', async () => {
+    const a = tf.tidy(() => tf.variable(tf.tensor1d([1, 2]), true));
+    const b = tf.tidy(() => tf.variable(tf.tensor1d([3]), true));
+    const frozen = tf.tidy(() => tf.variable(tf.tensor1d([5]), false));
+    const unused = tf.tidy(() => tf.variable(tf.tensor1d([7]), true));
+    // loss = Σ a² · b + frozen: d/da = 2a·b = [6, 12], d/db = Σ a² = 5.
+    const { value, grads } = namedVariableGrads(
+      () => tf.add(tf.mul(tf.sum(tf.square(a)), tf.sum(b)), tf.sum(frozen)) as tf.Scalar,
+      [
+        ['enc.a', a],
+        ['enc.b', b],
+        ['enc.frozen', frozen],
+        ['enc.unused', unused],
+      ],
+    );
+    expect(Object.keys(grads).sort()).toEqual(['enc.a', 'enc.b']);
+    expect(await arr(value)).toEqual([20]);
+    expect(await arr(grads['enc.a'])).toEqual([6, 12]);
+    expect(await arr(grads['enc.b'])).toEqual([5]);
+    expect(() => namedVariableGrads(() => tf.sum(frozen) as tf.Scalar, [['f', frozen]])).toThrow(
+      /none of the 1 parameter\(s\) is trainable/,
+    );
+    tf.dispose([a, b, frozen, unused]);
   });
 });

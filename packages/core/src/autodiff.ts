@@ -32,3 +32,31 @@ export function straightThrough<T extends tf.Tensor>(hard: T, soft: T): T {
   });
   return f(hard, soft) as T;
 }
+
+/**
+ * `tf.variableGrads` keyed by parameter name (`Module.namedTrainableVariables()` names) instead of
+ * tfjs's internal variable names, ready for `AdamW.step` and `clipByGlobalNorm`. Non-trainable
+ * (frozen) variables and variables the loss does not depend on get no entry. The caller owns
+ * `value` and the gradients.
+ */
+export function namedVariableGrads(
+  f: () => tf.Scalar,
+  params: [string, tf.Variable][],
+): { value: tf.Scalar; grads: Record<string, tf.Tensor> } {
+  const trainable = params.filter(([, v]) => v.trainable);
+  if (trainable.length === 0) {
+    throw new Error(
+      `namedVariableGrads: none of the ${params.length} parameter(s) is trainable; unfreeze some or pass module.namedTrainableVariables()`,
+    );
+  }
+  const { value, grads } = tf.variableGrads(
+    f,
+    trainable.map(([, v]) => v),
+  );
+  const named: Record<string, tf.Tensor> = {};
+  for (const [name, v] of trainable) {
+    const g = grads[v.name];
+    if (g) named[name] = g;
+  }
+  return { value, grads: named };
+}

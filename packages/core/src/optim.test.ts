@@ -283,6 +283,10 @@ describe('AdamW API', () => {
     expect(() => opt.step({ x: ok, y: ints })).toThrow(/"y" is int32, expected float32/);
     expect(Array.from(await x.data())).toEqual([1, 1]);
     expect(opt.stepCount('x')).toBe(0);
+    // null is "no gradient", as tf.variableGrads reports a non-trainable variable.
+    opt.step({ x: ok, y: null });
+    expect([opt.stepCount('x'), opt.stepCount('y')]).toEqual([1, 0]);
+    expect(Array.from(await y.data())).toEqual([1, 1, 1]);
     tf.dispose([ok, wrong, ints]);
     opt.dispose();
     expect(() => opt.step({})).toThrow(/after dispose/);

@@ -38,7 +38,7 @@ export interface ParamGroupState extends AdamWOptions {
 }
 
 /** Gradients keyed by parameter name, or by the variable itself (as `tf.variableGrads` callers may hold them). */
-export type Gradients = Record<string, tf.Tensor> | Map<tf.Variable, tf.Tensor>;
+export type Gradients = Record<string, tf.Tensor | null | undefined> | Map<tf.Variable, tf.Tensor | null | undefined>;
 
 interface ParamState {
   name: string;
@@ -168,13 +168,16 @@ export class AdamW {
 
   /**
    * One update. Every gradient is checked (known parameter, same shape, float) before anything is
-   * updated. The gradients are not disposed.
+   * updated; a `null`/`undefined` gradient is skipped like a missing one. The gradients are not
+   * disposed.
    */
   step(grads: Gradients): void {
     this.#checkAlive();
     const work: [ParamState, tf.Tensor][] = [];
-    const entries: [string | tf.Variable, tf.Tensor][] = grads instanceof Map ? [...grads] : Object.entries(grads);
+    const entries: [string | tf.Variable, tf.Tensor | null | undefined][] = grads instanceof Map ? [...grads] : Object.entries(grads);
     for (const [key, g] of entries) {
+      // null/undefined is "no gradient" (tf.variableGrads gives null for non-trainable variables).
+      if (g == null) continue;
       const p = typeof key === 'string' ? this.#params.get(key) : this.#byVariable.get(key);
       const label = typeof key === 'string' ? `"${key}"` : `variable "${key.name}"`;
       if (!p) {
