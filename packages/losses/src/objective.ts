@@ -118,6 +118,12 @@ export interface VqObjectiveInput {
   reconstructions: tf.Tensor4D;
   /** The quantizer's named terms (`TokenizerOutput.losses`), weighted by `quantizerWeights`. */
   quantizerLosses: Record<string, tf.Scalar>;
+  /**
+   * Weights the quantizer proposes for its terms (`QuantizerResult.lossWeights` of
+   * @ettjs/vector-quantizer). Per term: an explicit `config.quantizerWeights` entry wins, then this,
+   * then the defaults.
+   */
+  quantizerLossWeights?: Record<string, number>;
   /** The discriminator; needed whenever the GAN term is active. */
   discriminator?: PatchDiscriminator;
   /** The perceptual loss to use (needed for `kind: 'lpips'`); its `kind` must match the config's. */
@@ -147,11 +153,18 @@ export function vqObjective(
   const c = resolveVqObjectiveConfig(config);
   const step = options.step ?? 0;
   if (options.ganWeight !== undefined) checkWeight(op, 'gan (override)', options.ganWeight);
+  const explicit = config.quantizerWeights ?? {};
+  const proposed = input.quantizerLossWeights ?? {};
+  for (const [k, w] of Object.entries(proposed)) checkWeight(op, `${k} (quantizerLossWeights)`, w);
+  const quantizerWeight = (name: string): number | undefined =>
+    name in explicit ? explicit[name] : name in proposed ? proposed[name] : c.quantizerWeights[name];
   for (const name of Object.keys(input.quantizerLosses)) {
-    if (!(name in c.quantizerWeights)) {
+    if (name in c.weights)
+      throw new LossConfigError(`${op}: quantizer term "${name}" clashes with a fixed term; rename it in the quantizer`);
+    if (quantizerWeight(name) === undefined) {
       throw new LossConfigError(
         `${op}: the quantizer returned a term "${name}" that has no weight; known quantizer terms: ` +
-          `${Object.keys(c.quantizerWeights).join(', ')}. Add it to quantizerWeights (0 logs it without training on it).`,
+          `${[...new Set([...Object.keys(c.quantizerWeights), ...Object.keys(proposed)])].join(', ')}. Add it to quantizerWeights (0 logs it without training on it).`,
       );
     }
   }
@@ -193,7 +206,7 @@ export function vqObjective(
     for (const [name, t] of Object.entries(input.quantizerLosses)) {
       if (t.rank !== 0) throw new Error(`${op}: quantizer term "${name}" must be a scalar, got shape [${t.shape}]`);
       components[name] = tf.clone(t);
-      weights[name] = c.quantizerWeights[name];
+      weights[name] = quantizerWeight(name) as number;
     }
     return { total: weightedSum(components, weights), components, weights, perceptual: perceptual?.kind ?? 'none' };
   });

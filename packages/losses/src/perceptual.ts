@@ -22,7 +22,7 @@ export interface FeatureNetwork {
 
 /**
  * LPIPS distance on given features [richzhang/PerceptualSimilarity; IBQ `lpips.py`]: per layer,
- * unit-normalise each position's channel vector (`f / (‖f‖ + 1e-10)`), square the difference, weight
+ * unit-normalise each position's channel vector (`f / ‖f‖`), square the difference, weight
  * channels by the layer's 1×1 `lin` weights, sum channels, average space; sum layers; mean over the batch.
  */
 export function lpipsDistance(featuresX: tf.Tensor4D[], featuresY: tf.Tensor4D[], lin: tf.Tensor1D[]): tf.Scalar {
@@ -40,7 +40,9 @@ export function lpipsDistance(featuresX: tf.Tensor4D[], featuresY: tf.Tensor4D[]
     }
   });
   return tf.tidy(() => {
-    const unit = (f: tf.Tensor4D) => tf.div(f, tf.add(tf.sqrt(tf.sum(tf.square(f), 3, true)), 1e-10));
+    // f/√(‖f‖² + 1e-20) rather than LPIPS's f/(‖f‖ + 1e-10): the same value wherever ‖f‖ ≫ 1e-10, but a
+    // finite gradient where a ReLU zeroes a whole channel vector (√ has an infinite slope at 0 → NaN).
+    const unit = (f: tf.Tensor4D) => tf.mul(f, tf.rsqrt(tf.add(tf.sum(tf.square(f), 3, true), 1e-20)));
     let total: tf.Tensor = tf.zeros([featuresX[0].shape[0]]); // [B]
     featuresX.forEach((fx, l) => {
       const d = tf.sum(tf.mul(tf.square(tf.sub(unit(fx), unit(featuresY[l]))), lin[l]), 3); // [B, h, w]
