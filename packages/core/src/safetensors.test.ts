@@ -304,6 +304,8 @@ describe('readSafetensors rejects malformed files', () => {
 
 describe('writeSafetensors', () => {
   it('round-trips float32, int32 and bool tensors with metadata', async () => {
+    // Sorted order a.ids, empty, layer.weight, mask (2 bytes), scalar: "scalar" lands 2 bytes off a
+    // 4-byte boundary, so both the typed-array fast path and the DataView path are exercised.
     const input = {
       'layer.weight': tf.tensor2d([
         [1.5, -2],

@@ -173,6 +173,14 @@ function elementCount(shape: number[], cap: number): number {
   return count;
 }
 
+/** Typed arrays use the platform's byte order; safetensors is little-endian (so is every JS engine in use). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** Whether 4-byte elements can be copied with a typed-array view instead of a DataView loop. */
+function canView4(bytes: Uint8Array): boolean {
+  return LITTLE_ENDIAN && bytes.byteOffset % 4 === 0;
+}
+
 let f16Table: Float32Array | undefined;
 
 /** float32 value of every IEEE half bit pattern, built once (256 KiB) on first F16 read. */
@@ -211,6 +219,7 @@ export function decodeSafetensorsEntry(name: string, entry: SafetensorsEntry): D
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   switch (dtype) {
     case 'F32': {
+      if (canView4(data)) return { dtype: 'float32', values: new Float32Array(data.buffer, data.byteOffset, n).slice() };
       const out = new Float32Array(n);
       for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
       return { dtype: 'float32', values: out };
@@ -233,6 +242,7 @@ export function decodeSafetensorsEntry(name: string, entry: SafetensorsEntry): D
       return { dtype: 'float32', values: new Float32Array(bits.buffer) };
     }
     case 'I32': {
+      if (canView4(data)) return { dtype: 'int32', values: new Int32Array(data.buffer, data.byteOffset, n).slice() };
       const out = new Int32Array(n);
       for (let i = 0; i < n; i++) out[i] = dv.getInt32(i * 4, true);
       return { dtype: 'int32', values: out };
@@ -346,7 +356,9 @@ function encode(
   let pos = 8 + headerLen;
   for (const e of sorted) {
     const v = e.values;
-    if (v instanceof Float32Array) for (let i = 0; i < v.length; i++) dv.setFloat32(pos + i * 4, v[i], true);
+    if (LITTLE_ENDIAN && pos % 4 === 0 && !(v instanceof Uint8Array)) {
+      (v instanceof Float32Array ? new Float32Array(out.buffer, pos, v.length) : new Int32Array(out.buffer, pos, v.length)).set(v);
+    } else if (v instanceof Float32Array) for (let i = 0; i < v.length; i++) dv.setFloat32(pos + i * 4, v[i], true);
     else if (v instanceof Int32Array) for (let i = 0; i < v.length; i++) dv.setInt32(pos + i * 4, v[i], true);
     else out.set(v, pos);
     pos += v.byteLength;
