@@ -1,3 +1,9 @@
+// gradients first: it registers tfjs-core's gradients and chained ops as a side effect.
 export { gradientsRegistered } from './gradients';
-export { initBackend } from './init';
-export type { BackendName, BackendReport, InitBackendOptions } from './init';
+export { doctor, formatDoctorReport } from './doctor';
+export type { DoctorReport } from './doctor';
+export { detectGpu } from './gpu';
+export type { GpuInfo } from './gpu';
+export { BackendInitError, importOptional, initBackend, lastBackendReport } from './init';
+export type { BackendAttempt, BackendName, BackendReport, InitBackendOptions, ModuleLoader } from './init';
+export { registerWasmTrainingKernels } from './wasm-kernels/index';

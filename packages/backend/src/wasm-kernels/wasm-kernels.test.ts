@@ -1,0 +1,543 @@
+// The wasm training kernels, on wasm with 2 threads, against the cpu backend AND against
+// independent references (naive float64 loops, adjoint identities, hand-derived gradients): the cpu
+// backend is not a safe reference everywhere (its resizeNearestNeighbor gradient is wrong for batch > 1).
+// All wasm tests live in this one file: the threaded backend starts once per process.
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type BackendReport, initBackend } from '../init';
+
+let report: BackendReport;
+beforeAll(async () => {
+  report = await initBackend({ backend: 'wasm', threads: 2 });
+  await tf.setBackend('cpu');
+});
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+function randn(size: number, seed: number): Float32Array {
+  const r = rng(seed);
+  const out = new Float32Array(size);
+  for (let i = 0; i < size; i++) out[i] = Math.sqrt(-2 * Math.log(r() + 1e-12)) * Math.cos(2 * Math.PI * r());
+  return out;
+}
+const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Runs `f` on a backend and returns its outputs as plain arrays (no tensors survive). */
+async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  try {
+    const outs = tf.tidy(f);
+    const data = await Promise.all(outs.map((t) => t.data()));
+    tf.dispose(outs);
+    return data.map((d) => Float32Array.from(d as Float32Array));
+  } finally {
+    await tf.setBackend('cpu');
+  }
+}
+
+function maxRelErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let diff = 0;
+  let scale = 1e-6;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return diff / scale;
+}
+function expectClose(a: ArrayLike<number>, b: ArrayLike<number>, tol = 2e-4): void {
+  const e = maxRelErr(a, b);
+  expect(e, `max |a-b| / max |b| = ${e}`).toBeLessThan(tol);
+}
+async function sameOnBoth(f: () => tf.Tensor[], tol = 2e-4): Promise<Float32Array[]> {
+  const cpu = await on('cpu', f);
+  const wasm = await on('wasm', f);
+  for (const [i, c] of cpu.entries()) expectClose(wasm[i]!, c, tol);
+  return wasm;
+}
+
+// Naive float64 conv2d (NHWC, HWIO) with TF's 'same'/'valid' padding, and its gradients written
+// from the definition: the independent reference for the conv kernels.
+interface ConvCase {
+  b: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  k: number;
+  s: number;
+  pad: 'same' | 'valid';
+}
+function geometry(c: ConvCase) {
+  const oh = c.pad === 'same' ? Math.ceil(c.h / c.s) : Math.ceil((c.h - c.k + 1) / c.s);
+  const ow = c.pad === 'same' ? Math.ceil(c.w / c.s) : Math.ceil((c.w - c.k + 1) / c.s);
+  const top = c.pad === 'same' ? Math.floor(Math.max(0, (oh - 1) * c.s + c.k - c.h) / 2) : 0;
+  const left = c.pad === 'same' ? Math.floor(Math.max(0, (ow - 1) * c.s + c.k - c.w) / 2) : 0;
+  return { oh, ow, top, left };
+}
+function naiveConvGrads(c: ConvCase, x: Float32Array, wt: Float32Array, dy: Float32Array) {
+  const { oh, ow, top, left } = geometry(c);
+  const dx = new Float64Array(x.length);
+  const dw = new Float64Array(wt.length);
+  const y = new Float64Array(c.b * oh * ow * c.co);
+  for (let b = 0; b < c.b; b++)
+    for (let oy = 0; oy < oh; oy++)
+      for (let ox = 0; ox < ow; ox++)
+        for (let ky = 0; ky < c.k; ky++)
+          for (let kx = 0; kx < c.k; kx++) {
+            const iy = oy * c.s + ky - top;
+            const ix = ox * c.s + kx - left;
+            if (iy < 0 || iy >= c.h || ix < 0 || ix >= c.w) continue;
+            for (let ci = 0; ci < c.ci; ci++)
+              for (let co = 0; co < c.co; co++) {
+                const xi = ((b * c.h + iy) * c.w + ix) * c.ci + ci;
+                const wi = ((ky * c.k + kx) * c.ci + ci) * c.co + co;
+                const yi = ((b * oh + oy) * ow + ox) * c.co + co;
+                y[yi]! += x[xi]! * wt[wi]!;
+                dx[xi]! += dy[yi]! * wt[wi]!;
+                dw[wi]! += dy[yi]! * x[xi]!;
+              }
+          }
+  return { y, dx, dw };
+}
+
+const CONV_CASES: ConvCase[] = [];
+for (const s of [1, 2])
+  for (const k of [1, 3, 4]) for (const pad of ['same', 'valid'] as const) CONV_CASES.push({ b: 2, h: 7, w: 6, ci: 3, co: 4, k, s, pad });
+
+describe('wasm backend with threads', () => {
+  it('starts with 2 threads, SIMD and the training kernels, and reports it', () => {
+    expect(report.backend).toBe('wasm');
+    expect(report.threads).toBe(2);
+    expect(report.simd).toBe(true);
+    expect(report.patchedKernels).toEqual(
+      expect.arrayContaining([
+        'Conv2DBackpropFilter',
+        'Conv2DBackpropInput',
+        'BatchMatMul',
+        'UnsortedSegmentSum',
+        'ResizeNearestNeighborGrad',
+      ]),
+    );
+  });
+
+  it('registers the kernels for wasm only', () => {
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+    // cpu keeps its own kernels: the patched ones would be slower copies there.
+    expect(tf.getKernel('Conv2DBackpropFilter', 'cpu')?.kernelFunc).not.toBe(tf.getKernel('Conv2DBackpropFilter', 'wasm')?.kernelFunc);
+    expect(tf.getKernelsForBackend('tensorflow')).toEqual([]);
+  });
+});
+
+describe('conv2d gradients (wasm vs cpu vs naive float64)', () => {
+  it.each(CONV_CASES)('k$k s$s $pad on 2x7x6x3 -> 4', async (c) => {
+    const x = randn(c.b * c.h * c.w * c.ci, 1);
+    const w = randn(c.k * c.k * c.ci * c.co, 2);
+    const { oh, ow } = geometry(c);
+    const dy = randn(c.b * oh * ow * c.co, 3);
+    const f = () => {
+      const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
+      const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
+      const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
+      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
+      )([xt, wt]);
+      return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
+    };
+    const [y, gx, gw] = await sameOnBoth(f);
+    const ref = naiveConvGrads(c, x, w, dy);
+    expectClose(y!, ref.y);
+    expectClose(gx!, ref.dx);
+    expectClose(gw!, ref.dw);
+  });
+
+  it.each(
+    CONV_CASES.filter((c) => c.pad === 'same' || c.k <= 3),
+  )('conv2dTranspose k$k s$s $pad: adjoint of conv2d, gradients match cpu', async (c) => {
+    // conv2dTranspose(y, W) is the adjoint of conv2d(., W): <convT(y), x> = <y, conv(x)>.
+    const { oh, ow } = geometry(c);
+    const x = randn(c.b * c.h * c.w * c.ci, 4);
+    const w = randn(c.k * c.k * c.ci * c.co, 5);
+    const y = randn(c.b * oh * ow * c.co, 6);
+    const shape: [number, number, number, number] = [c.b, c.h, c.w, c.ci];
+    const [t, gy, gw] = await sameOnBoth(() => {
+      const yt = tf.tensor4d(y, [c.b, oh, ow, c.co]);
+      const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
+      const r = tf.tensor4d(x, shape);
+      const [gy, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2dTranspose(a as tf.Tensor4D, b as tf.Tensor4D, shape, c.s, c.pad), r)),
+      )([yt, wt]);
+      return [tf.conv2dTranspose(yt, wt, shape, c.s, c.pad), gy!, gw!];
+    });
+    const ref = naiveConvGrads(c, x, w, y);
+    let lhs = 0;
+    for (let i = 0; i < x.length; i++) lhs += t![i]! * x[i]!;
+    let rhs = 0;
+    for (let i = 0; i < y.length; i++) rhs += y[i]! * ref.y[i]!;
+    expect(Math.abs(lhs - rhs) / Math.abs(rhs)).toBeLessThan(1e-4);
+    // d/dy <convT(y), x> = conv(x); d/dW = the filter gradient of conv at (x, dy = y).
+    expectClose(gy!, ref.y);
+    expectClose(gw!, ref.dw);
+  });
+});
+
+describe('attention and dense matmuls', () => {
+  function naiveMatMul(
+    a: Float32Array,
+    b: Float32Array,
+    g: number,
+    m: number,
+    k: number,
+    n: number,
+    ta: boolean,
+    tb: boolean,
+    gaOne = false,
+    gbOne = false,
+  ) {
+    const out = new Float64Array(g * m * n);
+    for (let q = 0; q < g; q++)
+      for (let i = 0; i < m; i++)
+        for (let j = 0; j < n; j++) {
+          let s = 0;
+          for (let p = 0; p < k; p++) {
+            const ai = (gaOne ? 0 : q * m * k) + (ta ? p * m + i : i * k + p);
+            const bi = (gbOne ? 0 : q * k * n) + (tb ? j * k + p : p * n + j);
+            s += a[ai]! * b[bi]!;
+          }
+          out[(q * m + i) * n + j] = s;
+        }
+    return out;
+  }
+
+  it.each([
+    [false, false],
+    [false, true],
+    [true, false],
+    [true, true],
+  ])('batched matMul transposeA=%s transposeB=%s matches a naive float64 matmul', async (ta, tb) => {
+    const [g, m, k, n] = [6, 5, 7, 3];
+    const a = randn(g * m * k, 7);
+    const b = randn(g * k * n, 8);
+    const [out] = await sameOnBoth(() => [
+      tf.matMul(tf.tensor3d(a, ta ? [g, k, m] : [g, m, k]), tf.tensor3d(b, tb ? [g, n, k] : [g, k, n]), ta, tb),
+    ]);
+    expectClose(out!, naiveMatMul(a, b, g, m, k, n, ta, tb));
+  });
+
+  it('broadcasts a 2-D weight over a rank-4 activation and a single matrix over a batch', async () => {
+    const x = randn(2 * 3 * 5 * 4, 9);
+    const w = randn(4 * 6, 10);
+    const [dense, left] = await sameOnBoth(() => [
+      tf.matMul(tf.tensor4d(x, [2, 3, 5, 4]), tf.tensor2d(w, [4, 6])),
+      tf.matMul(tf.tensor3d(w, [1, 6, 4]), tf.tensor3d(x, [6, 4, 5])),
+    ]);
+    expectClose(dense!, naiveMatMul(x, w, 6, 5, 4, 6, false, false, false, true));
+    expectClose(left!, naiveMatMul(w, x, 6, 6, 4, 5, false, false, true, false));
+  });
+
+  it('causal multi-head attention: gradients of q, k, v match cpu', async () => {
+    const [B, H, T, D] = [2, 3, 5, 4];
+    const q = randn(B * H * T * D, 11);
+    const k = randn(B * H * T * D, 12);
+    const v = randn(B * H * T * D, 13);
+    const r = randn(B * H * T * D, 14);
+    await sameOnBoth(() => {
+      const shape = [B, H, T, D];
+      const mask = tf.linalg.bandPart(tf.ones([T, T]), -1, 0);
+      const attend = (qq: tf.Tensor, kk: tf.Tensor, vv: tf.Tensor) => {
+        const scores = tf.div(tf.matMul(qq, kk, false, true), Math.sqrt(D)); // [B, H, T, T]
+        const masked = tf.where(tf.cast(mask, 'bool'), scores, tf.fill(scores.shape, -1e9));
+        return tf.sum(tf.mul(tf.matMul(tf.softmax(masked), vv), tf.tensor(r, shape)));
+      };
+      const [gq, gk, gv] = tf.grads(attend)([tf.tensor(q, shape), tf.tensor(k, shape), tf.tensor(v, shape)]);
+      return [gq!, gk!, gv!];
+    });
+  });
+});
+
+describe('other training gradients', () => {
+  it('embedding gather: the table gradient sums dy per id (repeats included), ids out of range dropped by unsortedSegmentSum', async () => {
+    const table = randn(10 * 4, 15);
+    const ids = [3, 7, 3, 0, 9, 3];
+    const dy = randn(ids.length * 4, 16);
+    const [g, seg] = await sameOnBoth(() => [
+      tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.gather(t, tf.tensor1d(ids, 'int32')), tf.tensor2d(dy, [6, 4]))))(
+        tf.tensor2d(table, [10, 4]),
+      ),
+      tf.unsortedSegmentSum(tf.tensor2d(dy, [6, 4]), tf.tensor1d([1, -1, 1, 2, 5, 0], 'int32'), 3),
+    ]);
+    const want = new Float64Array(40);
+    ids.forEach((id, i) => {
+      for (let c = 0; c < 4; c++) want[id * 4 + c]! += dy[i * 4 + c];
+    });
+    expectClose(g!, want);
+    const wantSeg = new Float64Array(12);
+    [1, -1, 1, 2, 5, 0].forEach((id, i) => {
+      if (id < 0 || id >= 3) return;
+      for (let c = 0; c < 4; c++) wantSeg[id * 4 + c]! += dy[i * 4 + c];
+    });
+    expectClose(seg!, wantSeg);
+  });
+
+  it('softmax cross-entropy: gradient is (softmax - onehot) / N', async () => {
+    const [n, c] = [4, 5];
+    const logits = randn(n * c, 17);
+    const labels = [1, 4, 0, 2];
+    const [g] = await sameOnBoth(() => [
+      tf.grad((l: tf.Tensor) => tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), c), l as tf.Tensor2D))(
+        tf.tensor2d(logits, [n, c]),
+      ),
+    ]);
+    for (let i = 0; i < n; i++) {
+      const row = Array.from(logits.slice(i * c, i * c + c));
+      const mx = Math.max(...row);
+      const z = row.reduce((s, v) => s + Math.exp(v - mx), 0);
+      for (let j = 0; j < c; j++) {
+        const want = (Math.exp(row[j]! - mx) / z - (j === labels[i] ? 1 : 0)) / n;
+        expect(g![i * c + j]!).toBeCloseTo(want, 5);
+      }
+    }
+  });
+
+  it('layer norm and RMS norm: gradients match cpu and central finite differences', async () => {
+    const [n, d] = [3, 6];
+    const x = randn(n * d, 18);
+    const r = randn(n * d, 19);
+    const layerNorm = (t: tf.Tensor) => {
+      const { mean, variance } = tf.moments(t, -1, true);
+      return tf.div(tf.sub(t, mean), tf.sqrt(tf.add(variance, 1e-5)));
+    };
+    const rmsNorm = (t: tf.Tensor) => tf.div(t, tf.sqrt(tf.add(tf.mean(tf.square(t), -1, true), 1e-6)));
+    const loss = (norm: (t: tf.Tensor) => tf.Tensor) => (t: tf.Tensor) => tf.sum(tf.mul(norm(t), tf.tensor2d(r, [n, d])));
+    const [gl, gr] = await sameOnBoth(() => [
+      tf.grad(loss(layerNorm))(tf.tensor2d(x, [n, d])),
+      tf.grad(loss(rmsNorm))(tf.tensor2d(x, [n, d])),
+    ]);
+    // Central differences in float64, by hand.
+    const fd = (norm: 'layer' | 'rms', i: number) => {
+      const f = (xs: Float64Array) => {
+        let total = 0;
+        for (let row = 0; row < n; row++) {
+          const v = xs.slice(row * d, row * d + d);
+          const mean = norm === 'layer' ? v.reduce((s, a) => s + a, 0) / d : 0;
+          const second = v.reduce((s, a) => s + (a - mean) ** 2, 0) / d;
+          const denom = Math.sqrt(second + (norm === 'layer' ? 1e-5 : 1e-6));
+          for (let j = 0; j < d; j++) total += ((v[j]! - mean) / denom) * r[row * d + j]!;
+        }
+        return total;
+      };
+      const e = 1e-5;
+      const plus = Float64Array.from(x);
+      const minus = Float64Array.from(x);
+      plus[i]! += e;
+      minus[i]! -= e;
+      return (f(plus) - f(minus)) / (2 * e);
+    };
+    for (let i = 0; i < n * d; i++) {
+      expect(gl![i]!).toBeCloseTo(fd('layer', i), 3);
+      expect(gr![i]!).toBeCloseTo(fd('rms', i), 3);
+    }
+  });
+
+  it('GELU (tanh form and erf form): gradient matches the analytic derivative', async () => {
+    const x = randn(20, 20);
+    const c = Math.sqrt(2 / Math.PI);
+    const geluTanh = (t: tf.Tensor) =>
+      tf.mul(tf.mul(t, 0.5), tf.add(1, tf.tanh(tf.mul(c, tf.add(t, tf.mul(0.044715, tf.mul(t, tf.mul(t, t))))))));
+    const geluErf = (t: tf.Tensor) => tf.mul(tf.mul(t, 0.5), tf.add(1, tf.erf(tf.div(t, Math.SQRT2))));
+    const [gt, ge] = await sameOnBoth(() => [
+      tf.grad((t: tf.Tensor) => tf.sum(geluTanh(t)))(tf.tensor1d(x)),
+      tf.grad((t: tf.Tensor) => tf.sum(geluErf(t)))(tf.tensor1d(x)),
+    ]);
+    x.forEach((v, i) => {
+      const u = c * (v + 0.044715 * v ** 3);
+      const th = Math.tanh(u);
+      const dTanh = 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * c * (1 + 3 * 0.044715 * v * v);
+      const dErf = 0.5 * (1 + erf(v / Math.SQRT2)) + (v * Math.exp((-v * v) / 2)) / Math.sqrt(2 * Math.PI);
+      expect(gt![i]!).toBeCloseTo(dTanh, 4);
+      expect(ge![i]!).toBeCloseTo(dErf, 3);
+    });
+  });
+
+  it.each([
+    { h: 3, w: 4, oh: 6, ow: 8, alignCorners: false, halfPixelCenters: false },
+    { h: 3, w: 4, oh: 5, ow: 7, alignCorners: false, halfPixelCenters: true },
+    { h: 3, w: 4, oh: 5, ow: 9, alignCorners: true, halfPixelCenters: false },
+  ])('nearest upsampling $h x $w -> $oh x $ow (align $alignCorners, half-pixel $halfPixelCenters), batch 2 x 3 channels: gradient is the adjoint of the forward', async (c) => {
+    const [b, ch] = [2, 3];
+    const x = randn(b * c.h * c.w * ch, 21);
+    const dy = randn(b * c.oh * c.ow * ch, 22);
+    const f = () => {
+      const xt = tf.tensor4d(x, [b, c.h, c.w, ch]);
+      const up = (t: tf.Tensor) => tf.image.resizeNearestNeighbor(t as tf.Tensor4D, [c.oh, c.ow], c.alignCorners, c.halfPixelCenters);
+      return [up(xt), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(up(t), tf.tensor4d(dy, [b, c.oh, c.ow, ch]))))(xt)];
+    };
+    const [yW, gW] = await on('wasm', f);
+    const [yC] = await on('cpu', f);
+    expectClose(yW!, yC!);
+    // <up(x), dy> = <x, grad>: holds for every x only if grad is the true adjoint.
+    let lhs = 0;
+    for (let i = 0; i < dy.length; i++) lhs += yW![i]! * dy[i]!;
+    let rhs = 0;
+    for (let i = 0; i < x.length; i++) rhs += x[i]! * gW![i]!;
+    expect(Math.abs(lhs - rhs) / Math.abs(lhs)).toBeLessThan(1e-4);
+    if (c.oh === 2 * c.h && c.ow === 2 * c.w) {
+      // Plain x2: each input pixel's gradient is the sum of its 2x2 block of dy.
+      for (let n = 0; n < b; n++)
+        for (let i = 0; i < c.h; i++)
+          for (let j = 0; j < c.w; j++)
+            for (let k = 0; k < ch; k++) {
+              let s = 0;
+              for (const [di, dj] of [
+                [0, 0],
+                [0, 1],
+                [1, 0],
+                [1, 1],
+              ])
+                s += dy[((n * c.oh + 2 * i + di!) * c.ow + 2 * j + dj!) * ch + k]!;
+              expect(gW![((n * c.h + i) * c.w + j) * ch + k]!).toBeCloseTo(s, 4);
+            }
+    }
+  });
+
+  it('avg pool and max pool gradients (batch 2, 3 channels) match cpu and their definitions', async () => {
+    const [b, h, w, ch] = [2, 6, 5, 3];
+    const x = randn(b * h * w * ch, 23);
+    const dyAvg = randn(b * 3 * 2 * ch, 24);
+    const dyMax = randn(b * 3 * 3 * ch, 25);
+    const [gAvg, gMax] = await sameOnBoth(() => {
+      const xt = tf.tensor4d(x, [b, h, w, ch]);
+      // 'valid': tfjs 4.22's AvgPoolGrad divides partial 'same' windows by the full window size while
+      // the forward divides by the valid count (both backends), so 'same' has no consistent definition.
+      const lossAvg = (t: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(t as tf.Tensor4D, 2, 2, 'valid'), tf.tensor4d(dyAvg, [b, 3, 2, ch])));
+      const lossMax = (t: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 2, 2, 'same'), tf.tensor4d(dyMax, [b, 3, 3, ch])));
+      return [tf.grad(lossAvg)(xt), tf.grad(lossMax)(xt)];
+    });
+    // 2x2/2 on 6x5: windows rows {0,1},{2,3},{4,5}, cols {0,1},{2,3}, and {4} for 'same' (max only).
+    const wantAvg = new Float64Array(x.length);
+    const wantMax = new Float64Array(x.length);
+    for (let n = 0; n < b; n++)
+      for (let oy = 0; oy < 3; oy++)
+        for (let ox = 0; ox < 3; ox++)
+          for (let k = 0; k < ch; k++) {
+            const cells: number[] = [];
+            for (let iy = 2 * oy; iy < Math.min(h, 2 * oy + 2); iy++)
+              for (let ix = 2 * ox; ix < Math.min(w, 2 * ox + 2); ix++) cells.push(((n * h + iy) * w + ix) * ch + k);
+            const o = ((n * 3 + oy) * 3 + ox) * ch + k;
+            if (ox < 2) for (const i of cells) wantAvg[i]! += dyAvg[((n * 3 + oy) * 2 + ox) * ch + k]! / cells.length;
+            const best = cells.reduce((bi, i) => (x[i]! > x[bi]! ? i : bi), cells[0]!);
+            wantMax[best]! += dyMax[o];
+          }
+    expectClose(gAvg!, wantAvg);
+    expectClose(gMax!, wantMax);
+  });
+
+  it('einsum runs on wasm (cpu kernel fallback) and matches a plain matmul', async () => {
+    const a = randn(2 * 3 * 4, 26);
+    const b = randn(2 * 4 * 5, 27);
+    const [e, m] = await on('wasm', () => [
+      tf.einsum('bij,bjk->bik', tf.tensor3d(a, [2, 3, 4]), tf.tensor3d(b, [2, 4, 5])),
+      tf.matMul(tf.tensor3d(a, [2, 3, 4]), tf.tensor3d(b, [2, 4, 5])),
+    ]);
+    expectClose(e!, m!);
+  });
+});
+
+describe('a conv + attention + embedding network', () => {
+  // Tiny image-to-token model: embed ids, conv encoder (stride 2), nearest upsample, attention over
+  // the grid tokens, a head; trained with softmax cross-entropy.
+  const V = 12;
+  const C = 8;
+  function makeParams() {
+    const init = (shape: number[], seed: number, scale: number) => {
+      const t = tf.tidy(() => tf.mul(tf.tensor(randn(size(shape), seed), shape), scale));
+      const v = tf.variable(t);
+      t.dispose();
+      return v;
+    };
+    return {
+      emb: init([V, C], 30, 0.3) as tf.Variable<tf.Rank.R2>,
+      conv1: init([3, 3, 3, C], 31, 0.3) as tf.Variable<tf.Rank.R4>,
+      conv2: init([4, 4, C, C], 32, 0.15) as tf.Variable<tf.Rank.R4>,
+      wqkv: init([C, 3 * C], 33, 0.3) as tf.Variable<tf.Rank.R2>,
+      head: init([C, V], 34, 0.3) as tf.Variable<tf.Rank.R2>,
+    };
+  }
+  type Params = ReturnType<typeof makeParams>;
+  const images = randn(2 * 8 * 8 * 3, 35);
+  const ids = [1, 4, 4, 7, 0, 11, 3, 2];
+  const labels = [4, 7, 0, 11, 3, 2, 9, 5];
+
+  function loss(p: Params): tf.Scalar {
+    const x = tf.tensor4d(images, [2, 8, 8, 3]);
+    let h = tf.relu(tf.conv2d(x, p.conv1, 2, 'same')); // [2, 4, 4, C]
+    // Nearest x2 upsampling as a broadcast, not resizeNearestNeighbor: the cpu reference's gradient
+    // of that is wrong for batch > 1 (the wasm one is checked by the adjoint test above).
+    const wide = tf.reshape(tf.broadcastTo(tf.reshape(h, [32, 1, C]), [32, 2, C]), [8, 1, 8 * C]); // columns doubled
+    h = tf.reshape(tf.broadcastTo(wide, [8, 2, 8 * C]), [2, 8, 8, C]); // rows doubled
+    h = tf.conv2d(h, p.conv2, 2, 'same'); // [2, 4, 4, C]
+    const grid = tf.reshape(h, [2, 16, C]);
+    const tok = tf.reshape(tf.gather(p.emb, tf.tensor1d(ids, 'int32')), [2, 4, C]);
+    const seq = tf.concat([grid, tok], 1); // [2, 20, C]
+    const [q, k, v] = tf.split(tf.matMul(tf.reshape(seq, [40, C]), p.wqkv), 3, 1).map((t) => tf.reshape(t, [2, 20, C]));
+    const att = tf.matMul(tf.softmax(tf.div(tf.matMul(q!, k!, false, true), Math.sqrt(C))), v!); // [2, 20, C]
+    const out = tf.slice(tf.add(att, seq), [0, 16, 0], [2, 4, C]); // the token positions
+    const logits = tf.matMul(tf.reshape(out, [8, C]), p.head);
+    return tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(labels, 'int32'), V), logits) as tf.Scalar;
+  }
+
+  it('has the same gradients on wasm (2 threads) and cpu, trains on wasm, and leaks nothing', async () => {
+    const grads: Record<string, Float32Array>[] = [];
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const p = makeParams();
+      const { grads: g, value } = tf.variableGrads(() => loss(p), Object.values(p));
+      const out: Record<string, Float32Array> = {};
+      for (const [name, v] of Object.entries(p)) out[name] = Float32Array.from(await g[v.name]!.data());
+      tf.dispose([value, ...Object.values(g)]);
+      grads.push(out);
+      if (backend === 'wasm') {
+        const opt = tf.train.adam(0.05);
+        const wasmBackend = tf.backend();
+        const losses: number[] = [];
+        let before = 0;
+        for (let step = 0; step < 6; step++) {
+          const l = opt.minimize(() => loss(p), true) as tf.Scalar;
+          losses.push((await l.data())[0]!);
+          l.dispose();
+          // Nothing may pile up inside the wasm backend either (kernels dispose their temporaries).
+          if (step === 1) before = wasmBackend.numDataIds();
+          if (step > 1) expect(wasmBackend.numDataIds()).toBe(before);
+        }
+        expect(losses[5]!).toBeLessThan(losses[0]! * 0.8);
+        opt.dispose();
+      }
+      tf.dispose(Object.values(p));
+      await tf.setBackend('cpu');
+    }
+    for (const name of Object.keys(grads[0]!)) {
+      const e = maxRelErr(grads[1]![name]!, grads[0]![name]!);
+      expect(e, `gradient of ${name}`).toBeLessThan(5e-4);
+    }
+  });
+});
+
+// Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7), for the erf-GELU derivative.
+function erf(x: number): number {
+  const s = Math.sign(x);
+  const a = Math.abs(x);
+  const t = 1 / (1 + 0.3275911 * a);
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
+  return s * y;
+}
