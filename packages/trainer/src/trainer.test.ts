@@ -510,4 +510,12 @@ describe('checkpoints and logs', () => {
     expect(lines[1]).toMatch(/loss \d\.\d{4} lr 0\.0100 gnorm .* s\/step, ETA \d+m\d\ds$/);
     model.dispose();
   });
+
+  it('drives a cli-progress bar in bar mode without disturbing training', async () => {
+    const model = new Toy(1);
+    const stages: Stage<ToyBatch>[] = [{ name: 'bar', steps: 3, trainable: ['net'], loss: mseLoss(model), optimizer: { kind: 'adamw', lr: 0.01 } }];
+    const { records } = await new Trainer({ model, data: new ToySource(), stages, progress: 'bar' }).fit();
+    expect(records).toHaveLength(3);
+    model.dispose();
+  });
 });
