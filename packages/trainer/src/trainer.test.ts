@@ -513,7 +513,9 @@ describe('checkpoints and logs', () => {
 
   it('drives a cli-progress bar in bar mode without disturbing training', async () => {
     const model = new Toy(1);
-    const stages: Stage<ToyBatch>[] = [{ name: 'bar', steps: 3, trainable: ['net'], loss: mseLoss(model), optimizer: { kind: 'adamw', lr: 0.01 } }];
+    const stages: Stage<ToyBatch>[] = [
+      { name: 'bar', steps: 3, trainable: ['net'], loss: mseLoss(model), optimizer: { kind: 'adamw', lr: 0.01 } },
+    ];
     const { records } = await new Trainer({ model, data: new ToySource(), stages, progress: 'bar' }).fit();
     expect(records).toHaveLength(3);
     model.dispose();
