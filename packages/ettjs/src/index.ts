@@ -1,1 +1,13 @@
-export {};
+export { ETTModel, ETTModelError, disposeTokens } from './ett-model';
+export type { CaptionOptions, ETTModelParts } from './ett-model';
+export { GanCritic } from './critic';
+export { ARMS, alignment, postTrainingChat, postTrainingGen, semantic, tokenizerPretraining } from './recipes';
+export type { Arm, ETTBatch, RecipeOptions } from './recipes';
+export { IGNORE_INDEX, SequenceLengthError, buildCaptionSequences, buildGenerationSequences } from './sequence';
+export type { CaptionSequences, GenerationSequences, SpecialIds } from './sequence';
+export { evaluateModel } from './evaluate';
+export type { EvalReport, EvalSample } from './evaluate';
+export { QUICKSTART_CONFIG, buildModel, resolveExperimentConfig, runExperiment, syntheticSource } from './experiment';
+export type { ArmResult, ExperimentConfig, ExperimentResult } from './experiment';
+export { lineChart, metricSeries, readMetricsLog, renderReport, usageHistogram, writeReport } from './report';
+export type { MetricRecord, ReportData, ReportImage, ReportTable } from './report';

@@ -1,0 +1,297 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { AutoregressiveLM, ByteTokenizer, type LMConfig } from '@ettjs/autoregressive-lm';
+import { initBackend } from '@ettjs/backend';
+import type { Module } from '@ettjs/core';
+import { CaptionEncoder, DataLoader, encodePng, imageGrid, type SyntheticConfig, SyntheticTextImages } from '@ettjs/data';
+import type { PatchDiscriminatorConfig } from '@ettjs/losses';
+import { createVisualAdapter } from '@ettjs/projector';
+import { type DataSource, type Stage, Trainer } from '@ettjs/trainer';
+import { VQ_TOKENIZER_TINY, VQTokenizer, type VQTokenizerConfig } from '@ettjs/vector-quantizer';
+import * as tf from '@tensorflow/tfjs-core';
+import { GanCritic } from './critic';
+import { ETTModel } from './ett-model';
+import { type EvalReport, type EvalSample, evaluateModel } from './evaluate';
+import { type Arm, alignment, type ETTBatch, semantic, tokenizerPretraining } from './recipes';
+import { type MetricRecord, type ReportImage, readMetricsLog, writeReport } from './report';
+
+/** A run of the ETT recipe on the embedded synthetic data: stage 0 → 1 → 2 for each arm. */
+export interface ExperimentConfig {
+  /** Run seed (init, data order). Defaults to 0. */
+  seed: number;
+  /** Output directory: checkpoints, metrics, report. Defaults to `runs/ett`. */
+  runDir: string;
+  /** Arms compared after the shared stages 0–1. Defaults to `['frozen-embedding', 'ett']`. */
+  arms: Arm[];
+  /** α of `L_cap + α·L_vq` for the `ett` arm. Defaults to 0.25 [P §4.4]. */
+  alpha: number;
+  /** Images per batch. Defaults to 8. */
+  batchSize: number;
+  /** Synthetic data options (image size, glyph scale, ...). Defaults to `DEFAULT_SYNTHETIC_CONFIG`. */
+  data: Partial<SyntheticConfig>;
+  /** Tokenizer config. Defaults to `VQ_TOKENIZER_TINY`. */
+  tokenizer: Partial<VQTokenizerConfig>;
+  /** LM config (vocab comes from the byte tokenizer). Defaults to a 2-layer d=128 Qwen2-style LM. */
+  lm: Partial<LMConfig>;
+  /** PatchGAN discriminator (L_vq's GAN term) or false to leave the GAN out. Defaults to a small one. */
+  gan: Partial<PatchDiscriminatorConfig> | false;
+  /** Steps and peak learning rates per stage. */
+  steps: { tokenizer: number; alignment: number; semantic: number };
+  lr: { tokenizer: number; alignment: number; semantic: number };
+  /** Validation samples scored at the end of each arm. Defaults to 64. */
+  evalSamples: number;
+  /** Progress display. Defaults to 'auto'. */
+  progress: 'auto' | 'bar' | 'lines' | 'none';
+}
+
+export const QUICKSTART_CONFIG: ExperimentConfig = {
+  seed: 0,
+  runDir: 'runs/quickstart',
+  arms: ['frozen-embedding', 'ett'],
+  alpha: 0.25,
+  batchSize: 8,
+  data: { imageSize: 32 },
+  tokenizer: VQ_TOKENIZER_TINY,
+  lm: {
+    architecture: 'qwen2',
+    hiddenSize: 128,
+    intermediateSize: 256,
+    numLayers: 2,
+    numHeads: 4,
+    numKVHeads: 2,
+    maxPositionEmbeddings: 160,
+  },
+  gan: { baseChannels: 16, layers: 2 },
+  // The paper's learning rates are for 1024-image batches and billions of tokens; a CPU run of a
+  // few hundred steps needs larger ones to move at all.
+  steps: { tokenizer: 300, alignment: 150, semantic: 250 },
+  lr: { tokenizer: 2e-3, alignment: 2e-3, semantic: 1e-3 },
+  evalSamples: 64,
+  progress: 'auto',
+};
+
+const CONFIG_KEYS = Object.keys(QUICKSTART_CONFIG);
+
+/** Merges a partial config (e.g. a JSON file) over the quickstart defaults, rejecting unknown keys. */
+export function resolveExperimentConfig(partial: Partial<ExperimentConfig> = {}): ExperimentConfig {
+  const unknown = Object.keys(partial).filter((k) => !CONFIG_KEYS.includes(k));
+  if (unknown.length > 0) throw new Error(`experiment config: unknown key(s) ${unknown.join(', ')}; known keys: ${CONFIG_KEYS.join(', ')}`);
+  const c = { ...QUICKSTART_CONFIG, ...partial };
+  c.steps = { ...QUICKSTART_CONFIG.steps, ...partial.steps };
+  c.lr = { ...QUICKSTART_CONFIG.lr, ...partial.lr };
+  return c;
+}
+
+/** Builds tokenizer, adapter (by arm), LM, byte tokenizer and critic into one `ETTModel`. */
+export function buildModel(c: ExperimentConfig, arm: Arm): ETTModel {
+  const text = new ByteTokenizer();
+  const tokenizer = new VQTokenizer({ ...c.tokenizer, seed: c.seed });
+  const lm = new AutoregressiveLM({ ...c.lm, vocabSize: text.vocabSize }, { seed: c.seed });
+  const adapter =
+    arm === 'frozen-index'
+      ? createVisualAdapter({ kind: 'index', codebookSize: tokenizer.codebookSize, outputDim: lm.hiddenSize, seed: c.seed })
+      : createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize });
+  const discriminator = c.gan ? new GanCritic(c.gan) : undefined;
+  return new ETTModel({ tokenizer, adapter, lm, text, imageSize: c.data.imageSize ?? 32, discriminator });
+}
+
+/** Adapts a `DataLoader` over synthetic images to the trainer's `DataSource`, tokenising captions. */
+export function syntheticSource(model: ETTModel, data: SyntheticTextImages, batchSize: number, seed: number): DataSource<ETTBatch> {
+  const budget = model.maxLength - model.numVisual - 3; // [BOS] <boi> … <eoi> … [EOS]
+  const captionEncoder = new CaptionEncoder(model.text, { maxLength: budget + 1, addBos: false, addEos: true, padding: 'longest' });
+  const loader = new DataLoader(data.dataset('train'), { batchSize, seed, captionEncoder, dropLast: true });
+  let it = loader.batches();
+  return {
+    async next() {
+      const r = await it.next();
+      if (r.done) return undefined;
+      const b = r.value;
+      return { images: tf.tensor4d(b.images, [b.size, b.height, b.width, 3]), captions: b.tokens!.captionIds };
+    },
+    cursor: () => loader.cursor(),
+    async restore(cursor) {
+      await it.return(undefined);
+      loader.restore(cursor as ReturnType<DataLoader['cursor']>);
+      it = loader.batches();
+    },
+  };
+}
+
+/** What one arm produced. */
+export interface ArmResult {
+  arm: Arm;
+  eval: EvalReport;
+}
+
+export interface ExperimentResult {
+  config: ExperimentConfig;
+  backend: string;
+  /** After stage 1 (frozen tokenizer, trained projector): the "before ETT" reference. */
+  beforeSemantic: EvalReport;
+  arms: ArmResult[];
+  reportPath: string;
+}
+
+function snapshot(model: Module): Record<string, tf.Tensor> {
+  return Object.fromEntries(Object.entries(model.stateDict()).map(([k, v]) => [k, tf.keep(tf.clone(v))]));
+}
+
+async function runStages(
+  model: ETTModel,
+  data: SyntheticTextImages,
+  c: ExperimentConfig,
+  dir: string,
+  stages: Stage<ETTBatch>[],
+  seed: number,
+  resume: boolean,
+): Promise<void> {
+  const trainer = new Trainer<ETTBatch>({
+    model,
+    data: syntheticSource(model, data, c.batchSize, seed),
+    stages,
+    modelConfig: {
+      tokenizer: c.tokenizer as Record<string, unknown>,
+      lm: c.lm as Record<string, unknown>,
+      gan: c.gan as unknown as Record<string, unknown>,
+    },
+    seed,
+    checkpoint: { dir, keepLast: 1 },
+    progress: c.progress,
+  });
+  await trainer.fit({ resume });
+}
+
+/** Reconstructions grid: originals on the top row, reconstructions below. */
+function reconstructionGrid(model: ETTModel, samples: readonly EvalSample[]): Uint8Array {
+  const S = model.imageSize;
+  const n = samples.length;
+  const rec = tf.tidy(() => {
+    const images = tf.tensor4d(Float32Array.from(samples.flatMap((s) => Array.from(s.image))), [n, S, S, 3]);
+    const t = model.tokenizer.encode(images);
+    return tf.clipByValue(model.tokenizer.decode(t.quantized), -1, 1);
+  });
+  const flat = rec.dataSync() as Float32Array;
+  rec.dispose();
+  const recs = samples.map((_, i) => flat.slice(i * S * S * 3, (i + 1) * S * S * 3));
+  const grid = imageGrid([...samples.map((s) => s.image), ...recs], n, S, S);
+  return encodePng(grid.image, grid.height, grid.width);
+}
+
+/**
+ * Runs the quickstart comparison: stage 0 (tokenizer), stage 1 (projector alignment), then stage 2
+ * once per arm from the same stage-1 weights, evaluates each arm on held-out samples and writes an
+ * HTML report. With `resume`, every phase continues from its latest checkpoint.
+ */
+export async function runExperiment(
+  partial: Partial<ExperimentConfig> = {},
+  options: { resume?: boolean; log?: (s: string) => void } = {},
+): Promise<ExperimentResult> {
+  const c = resolveExperimentConfig(partial);
+  const log = options.log ?? console.log;
+  const backend = await initBackend();
+  log(`backend: ${backend.backend} (${backend.reason})`);
+  fs.mkdirSync(c.runDir, { recursive: true });
+  fs.writeFileSync(path.join(c.runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
+  const data = new SyntheticTextImages({ ...c.data, seed: c.seed });
+  const evalSet: EvalSample[] = Array.from({ length: c.evalSamples }, (_, i) => data.sample('validation', i));
+  const resume = options.resume ?? false;
+
+  const model = buildModel(c, 'frozen-embedding');
+  const images: ReportImage[] = [];
+  try {
+    log(`stage 0: tokenizer pretraining, ${c.steps.tokenizer} steps`);
+    await runStages(
+      model,
+      data,
+      c,
+      path.join(c.runDir, 'stage0-tokenizer'),
+      [tokenizerPretraining(model, { steps: c.steps.tokenizer, lr: c.lr.tokenizer })],
+      c.seed,
+      resume,
+    );
+    const gridSamples = evalSet.slice(0, 8);
+    images.push({
+      file: 'reconstructions-stage0.png',
+      title: 'After stage 0',
+      caption: 'top: originals, bottom: reconstructions',
+      png: reconstructionGrid(model, gridSamples),
+    });
+    log(`stage 1: alignment (projector only), ${c.steps.alignment} steps`);
+    await runStages(
+      model,
+      data,
+      c,
+      path.join(c.runDir, 'stage1-alignment'),
+      [alignment(model, { steps: c.steps.alignment, lr: c.lr.alignment })],
+      c.seed + 1,
+      resume,
+    );
+    const beforeSemantic = await evaluateModel(model, evalSet);
+    const afterStage1 = snapshot(model);
+    const arms: ArmResult[] = [];
+    try {
+      for (const arm of c.arms) {
+        if (arm === 'frozen-index')
+          throw new Error(
+            "runExperiment: the 'frozen-index' arm needs its own stage 1 (a different adapter); use the frozen-vs-ett example",
+          );
+        model.loadStateDict(afterStage1);
+        log(`stage 2 (${arm}${arm === 'ett' ? `, α = ${c.alpha}` : ''}): ${c.steps.semantic} steps`);
+        await runStages(
+          model,
+          data,
+          c,
+          path.join(c.runDir, `stage2-${arm}`),
+          [semantic(model, { steps: c.steps.semantic, lr: c.lr.semantic, arm, alpha: c.alpha })],
+          c.seed + 2,
+          resume,
+        );
+        const ev = await evaluateModel(model, evalSet);
+        arms.push({ arm, eval: ev });
+        images.push({
+          file: `reconstructions-${arm}.png`,
+          title: `After stage 2 (${arm})`,
+          caption: 'top: originals, bottom: reconstructions',
+          png: reconstructionGrid(model, gridSamples),
+        });
+      }
+    } finally {
+      tf.dispose(Object.values(afterStage1));
+    }
+    const metrics: MetricRecord[] = ['stage0-tokenizer', 'stage1-alignment', ...c.arms.map((a) => `stage2-${a}`)].flatMap((d) => {
+      const f = path.join(c.runDir, d, 'metrics.jsonl');
+      return fs.existsSync(f)
+        ? readMetricsLog(f)
+            .filter((r) => r.type === 'step')
+            .map((r) => ({ ...r, stage: d }))
+        : [];
+    });
+    const rows = [
+      ['after stage 1 (frozen tokenizer)', beforeSemantic] as const,
+      ...arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const),
+    ].map(([name, e]) => [name, e.shape, e.colour, e.position, e.textExact, e.textChar, e.psnr, e.usage]);
+    const reportPath = writeReport(c.runDir, {
+      title: 'ETT.js quickstart: frozen tokenizer vs end-to-end tuning',
+      subtitle: `backend ${backend.backend}; seed ${c.seed}; ${c.evalSamples} validation samples; steps ${JSON.stringify(c.steps)}`,
+      metrics,
+      images,
+      codeUsage: arms.map((a) => ({ title: a.arm, counts: a.eval.codeCounts })),
+      tables: [
+        {
+          title: 'Results (validation)',
+          columns: ['model', 'shape', 'colour', 'position', 'text exact', 'text chars', 'PSNR dB', 'code usage'],
+          rows,
+          note: 'Caption fields are scored separately; text is the small rendered string (TextVQA-like), shape/colour/position the GQA-like fields.',
+        },
+        {
+          title: 'Example captions (last arm)',
+          columns: ['reference', 'generated'],
+          rows: (arms.at(-1)?.eval.examples ?? []).map((e) => [e.reference, e.generated]),
+        },
+      ],
+    });
+    return { config: c, backend: backend.backend, beforeSemantic, arms, reportPath };
+  } finally {
+    model.dispose();
+  }
+}

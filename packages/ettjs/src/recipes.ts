@@ -1,0 +1,274 @@
+import {
+  captionLoss,
+  discriminatorLoss,
+  ettObjective,
+  visualCodeLoss,
+  vqObjective,
+  type AlphaSchedule,
+  type VqObjectiveConfigInput,
+} from '@ettjs/losses';
+import { IBQ_ADAM_BETAS, type LossOutput, type OptimizerOptions, type Schedule, type Stage } from '@ettjs/trainer';
+import * as tf from '@tensorflow/tfjs-core';
+import { GanCritic } from './critic';
+import { disposeTokens, type ETTModel } from './ett-model';
+
+/** A training batch: images NHWC in [-1, 1] and their tokenised captions (no specials). */
+export interface ETTBatch {
+  images: tf.Tensor4D;
+  captions: number[][];
+}
+
+/** The comparison arms of the paper's Table 4 / Table 5, one flag apart. */
+export type Arm = 'ett' | 'frozen-embedding' | 'frozen-index' | 'caption-only';
+export const ARMS: readonly Arm[] = ['ett', 'frozen-embedding', 'frozen-index', 'caption-only'];
+
+/** Options every recipe takes. */
+export interface RecipeOptions {
+  /** Optimizer steps of the stage. */
+  steps: number;
+  /** Peak learning rate. Defaults to the paper's value for the stage. */
+  lr?: number;
+  /** Learning-rate schedule. Defaults to the paper's for the stage. */
+  schedule?: Schedule;
+  /** Global-norm clip. Defaults to 1.0 (LLaVA/EVE recipes) for LM stages, none for stage 0. */
+  clipNorm?: number;
+  /** Micro-batches per step. Defaults to 1. */
+  gradAccumulation?: number;
+  /** `L_vq` configuration (weights, perceptual kind, GAN schedule). Defaults to the paper's. */
+  vq?: VqObjectiveConfigInput;
+  /** Evaluate every N steps with `onEval`. */
+  evalEvery?: number;
+  onEval?: Stage<ETTBatch>['onEval'];
+}
+
+interface TokenizerHooks {
+  update?: () => unknown;
+  train?: () => unknown;
+  eval?: () => unknown;
+}
+
+/** Quantizer bookkeeping after an optimizer step (EMA codebook, dead-code restart), when the tokenizer has it. */
+function tokenizerAfterStep(model: ETTModel): void {
+  (model.tokenizer as unknown as TokenizerHooks).update?.();
+}
+
+function setTokenizerTraining(model: ETTModel, training: boolean): void {
+  const t = model.tokenizer as unknown as TokenizerHooks;
+  if (training) t.train?.();
+  else t.eval?.();
+}
+
+/** The GAN term is only on when the model carries a discriminator. */
+function vqConfigFor(model: ETTModel, config: VqObjectiveConfigInput | undefined): { cfg: VqObjectiveConfigInput; critic?: GanCritic } {
+  const critic = model.discriminator instanceof GanCritic ? model.discriminator : undefined;
+  return { critic, cfg: critic ? (config ?? {}) : { ...config, weights: { ...config?.weights, gan: 0 } } };
+}
+
+/**
+ * The discriminator half of a stage (hinge + LeCAM [IBQ]), stepping before the generator, and the
+ * commit of the LeCAM anchors, which must happen after the step, outside the tape.
+ */
+function criticStep(model: ETTModel, lr: number): { spec: Stage<ETTBatch>['discriminator']; commit: () => void } {
+  if (!(model.discriminator instanceof GanCritic)) return { spec: undefined, commit: () => {} };
+  const critic = model.discriminator;
+  let pending: tf.Scalar[] = [];
+  const spec: Stage<ETTBatch>['discriminator'] = {
+    module: 'discriminator',
+    optimizer: { kind: 'adam', lr, betas: IBQ_ADAM_BETAS },
+    loss: (batch) => {
+      // The generator's output is data here: no gradient reaches the tokenizer.
+      const fake = tf.tidy(() => {
+        const tokens = model.tokenizer.encode(batch.images);
+        const rec = model.tokenizer.decode(tokens.quantized);
+        disposeTokens(tokens);
+        return rec;
+      });
+      const d = discriminatorLoss(critic.disc, batch.images, fake, { lecam: critic.lecam });
+      fake.dispose();
+      tf.dispose(pending);
+      pending = [tf.keep(tf.clone(d.components.logitsReal)), tf.keep(tf.clone(d.components.logitsFake))];
+      return { total: d.total, components: d.components };
+    },
+  };
+  const commit = () => {
+    if (pending.length === 2) critic.lecam.update(pending[0], pending[1]);
+    tf.dispose(pending);
+    pending = [];
+  };
+  return { spec, commit };
+}
+
+/**
+ * Stage 0, tokenizer pretraining: encoder, codebook, decoder (and the discriminator) on `L_vq`.
+ * Adam β (0.5, 0.9), constant lr 1e-4 [P Table 1, IBQ].
+ */
+export function tokenizerPretraining(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
+  const lr = o.lr ?? 1e-4;
+  const critic = criticStep(model, lr);
+  return {
+    name: 'tokenizer',
+    steps: o.steps,
+    trainable: ['tokenizer'],
+    loss: (batch, ctx) => {
+      setTokenizerTraining(model, true);
+      const tokens = model.tokenizer.encode(batch.images);
+      const reconstructions = model.tokenizer.decode(tokens.quantized);
+      const { cfg, critic } = vqConfigFor(model, o.vq);
+      const vq = vqObjective({ inputs: batch.images, reconstructions, quantizerLosses: tokens.losses, discriminator: critic?.disc }, cfg, {
+        step: ctx.step,
+      });
+      const stats = { ...tokens.stats };
+      disposeTokens(tokens);
+      reconstructions.dispose();
+      return { total: vq.total, components: vq.components, stats };
+    },
+    optimizer: { kind: 'adam', lr, betas: IBQ_ADAM_BETAS },
+    schedule: o.schedule ?? { kind: 'constant' },
+    gradAccumulation: o.gradAccumulation,
+    clipNorm: o.clipNorm,
+    discriminator: critic.spec,
+    afterStep: () => {
+      critic.commit();
+      tokenizerAfterStep(model);
+    },
+    evalEvery: o.evalEvery,
+    onEval: o.onEval,
+  };
+}
+
+/** The caption loss of a batch (understanding): `L_cap` with token accuracy in the stats. */
+function captionTerms(model: ETTModel, batch: ETTBatch) {
+  const { logits, targets, tokens } = model.captionForward(batch.images, batch.captions);
+  const ce = captionLoss(logits, targets, { shift: false });
+  logits.dispose();
+  targets.dispose();
+  return { ce, tokens };
+}
+
+function lmOptimizer(lr: number): OptimizerOptions {
+  // Paper: Adam, warmup 3 % then cosine. Decoupled decay 0 keeps it plain Adam as the paper says.
+  return { kind: 'adam', lr };
+}
+
+const PAPER_LM_SCHEDULE: Schedule = { kind: 'warmup-cosine', warmupRatio: 0.03 };
+
+/** Stage 1, alignment: the adapter only, on `L_cap`; tokenizer and LM frozen. Peak lr 4e-5 [P Table 1]. */
+export function alignment(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
+  return {
+    name: 'alignment',
+    steps: o.steps,
+    trainable: ['adapter'],
+    loss: (batch) => {
+      setTokenizerTraining(model, false);
+      const { ce, tokens } = captionTerms(model, batch);
+      const stats = { ...tokens.stats };
+      disposeTokens(tokens);
+      return { total: ce.loss, components: { caption: ce.loss, accuracy: ce.accuracy }, stats };
+    },
+    optimizer: lmOptimizer(o.lr ?? 4e-5),
+    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
+    gradAccumulation: o.gradAccumulation,
+    clipNorm: o.clipNorm ?? 1,
+    evalEvery: o.evalEvery,
+    onEval: o.onEval,
+  };
+}
+
+/**
+ * Stage 2, semantic learning. `ett`: tokenizer + adapter + LM on `L_cap + α·L_vq` (α = 0.25 [P
+ * §4.4]), with the discriminator stepping first when the model has one. `caption-only`: the same
+ * with α = 0 and no reconstruction term (Table 5's "Und. only"). `frozen-embedding` /
+ * `frozen-index`: the tokenizer stays frozen and only `L_cap` trains adapter + LM (Table 4).
+ */
+export function semantic(model: ETTModel, o: RecipeOptions & { arm?: Arm; alpha?: number | AlphaSchedule }): Stage<ETTBatch> {
+  const arm = o.arm ?? 'ett';
+  const tuneTokenizer = arm === 'ett' || arm === 'caption-only';
+  const alpha: AlphaSchedule =
+    arm === 'caption-only'
+      ? { kind: 'constant', value: 0 }
+      : typeof o.alpha === 'object'
+        ? o.alpha
+        : { kind: 'constant', value: o.alpha ?? 0.25 };
+  const useVq = arm === 'ett' && !(alpha.kind === 'constant' && alpha.value === 0);
+  const lr = o.lr ?? 4e-5;
+  const critic = useVq ? criticStep(model, lr) : undefined;
+  return {
+    name: 'semantic',
+    steps: o.steps,
+    trainable: tuneTokenizer ? ['tokenizer', 'adapter', 'lm'] : ['adapter', 'lm'],
+    loss: (batch, ctx): LossOutput => {
+      setTokenizerTraining(model, tuneTokenizer);
+      if (!useVq) {
+        const { ce, tokens } = captionTerms(model, batch);
+        const stats = { ...tokens.stats };
+        disposeTokens(tokens);
+        return { total: ce.loss, components: { caption: ce.loss, accuracy: ce.accuracy }, stats };
+      }
+      // One encode feeds both terms, so caption and reconstruction gradients meet in the same codes.
+      const { logits, targets, tokens } = model.captionForward(batch.images, batch.captions);
+      const ce = captionLoss(logits, targets, { shift: false });
+      const reconstructions = model.tokenizer.decode(tokens.quantized);
+      const { cfg, critic } = vqConfigFor(model, o.vq);
+      const vq = vqObjective({ inputs: batch.images, reconstructions, quantizerLosses: tokens.losses, discriminator: critic?.disc }, cfg, {
+        step: ctx.step,
+      });
+      const total = ettObjective({ caption: ce.loss, vq }, { alpha }, { step: ctx.stageStep });
+      const stats = { ...tokens.stats };
+      tf.dispose([logits, targets, reconstructions, vq.total, ...Object.values(vq.components)]);
+      disposeTokens(tokens);
+      return { total: total.total, components: { ...total.components, accuracy: ce.accuracy }, stats };
+    },
+    optimizer: lmOptimizer(lr),
+    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
+    gradAccumulation: o.gradAccumulation,
+    clipNorm: o.clipNorm ?? 1,
+    discriminator: critic?.spec,
+    afterStep: tuneTokenizer
+      ? () => {
+          critic?.commit();
+          tokenizerAfterStep(model);
+        }
+      : undefined,
+    evalEvery: o.evalEvery,
+    onEval: o.onEval,
+  };
+}
+
+/** Stage 3 chat: adapter + LM on `L_cap`, tokenizer frozen. Peak lr 2e-5 [P Table 1]. */
+export function postTrainingChat(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
+  return { ...alignment(model, { ...o, lr: o.lr ?? 2e-5 }), name: 'post-chat', trainable: ['adapter', 'lm'] };
+}
+
+/**
+ * Stage 3 gen: adapter + LM (its visual head included) on cross-entropy over the image's code
+ * indices, text first; tokenizer frozen. Peak lr 2e-5 [P Table 1].
+ */
+export function postTrainingGen(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
+  return {
+    name: 'post-gen',
+    steps: o.steps,
+    trainable: ['adapter', 'lm'],
+    loss: (batch) => {
+      setTokenizerTraining(model, false);
+      // Codes are data for this stage: the tokenizer is frozen and indices carry no gradient.
+      const codes = tf.tidy(() => {
+        const t = model.tokenizer.encode(batch.images);
+        const idx = tf.clone(t.indices);
+        disposeTokens(t);
+        return idx;
+      });
+      const rows = codes.arraySync() as number[][];
+      codes.dispose();
+      const { logits, targets } = model.generationForward(batch.captions, rows);
+      const ce = visualCodeLoss(logits, targets);
+      tf.dispose([logits, targets]);
+      return { total: ce.loss, components: { visual: ce.loss, accuracy: ce.accuracy } };
+    },
+    optimizer: lmOptimizer(o.lr ?? 2e-5),
+    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
+    gradAccumulation: o.gradAccumulation,
+    clipNorm: o.clipNorm ?? 1,
+    evalEvery: o.evalEvery,
+    onEval: o.onEval,
+  };
+}

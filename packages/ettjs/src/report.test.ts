@@ -1,0 +1,69 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { lineChart, metricSeries, readMetricsLog, renderReport, usageHistogram, writeReport } from './report';
+
+describe('report', () => {
+  it('lays stages end to end on one step axis', () => {
+    const s = metricSeries([
+      { step: 0, stage: 'a', loss: 3 },
+      { step: 9, stage: 'a', loss: 2 },
+      { step: 0, stage: 'b', loss: 1, stageStep: 0, other: { total: 5 } },
+    ]);
+    expect(s.get('loss')).toEqual([
+      [0, 3],
+      [9, 2],
+      [10, 1],
+    ]);
+    expect(s.has('stageStep')).toBe(false);
+    expect(s.get('other.total')).toEqual([[10, 5]]);
+  });
+
+  it('draws a polyline through every point, scaled into the box', () => {
+    const svg = lineChart(
+      'l',
+      [
+        [0, 0],
+        [10, 1],
+      ],
+      100,
+      100,
+    );
+    // x from pad.l=48 to 90, y from 76 (bottom) to 22 (top)
+    expect(svg).toContain('d="M48.0,76.0L90.0,22.0"');
+  });
+
+  it('counts used codes in the histogram title', () => {
+    expect(usageHistogram('tok', [0, 3, 1, 0])).toContain('tok: 2/4 codes used');
+  });
+
+  it('writes a self-contained html with tables, images and escaped text', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-report-'));
+    const png = new Uint8Array([137, 80, 78, 71]);
+    const file = writeReport(dir, {
+      title: 'Run <1>',
+      metrics: [
+        { step: 0, loss: 1 },
+        { step: 1, loss: 0.5 },
+      ],
+      images: [{ file: 'grid.png', title: 'grid', png }],
+      tables: [{ title: 'Results', columns: ['arm', 'acc'], rows: [['ett', 0.5]] }],
+    });
+    const html = fs.readFileSync(file, 'utf8');
+    expect(html).toContain('Run &#60;1&#62;');
+    expect(html).toContain(`data:image/png;base64,${Buffer.from(png).toString('base64')}`);
+    expect(html).toContain('<td>ett</td><td>0.5000</td>');
+    expect(fs.readFileSync(path.join(dir, 'grid.png'))).toEqual(Buffer.from(png));
+    expect(renderReport({ title: 't', metrics: [] })).toContain('No metrics recorded.');
+  });
+
+  it('reads a metrics log, tolerating only a torn last line', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-log-'));
+    const f = path.join(dir, 'metrics.jsonl');
+    fs.writeFileSync(f, '{"step":0,"loss":1}\n{"step":1,"lo');
+    expect(readMetricsLog(f)).toEqual([{ step: 0, loss: 1 }]);
+    fs.writeFileSync(f, '{"step":0,"loss":1}\n{"st\n{"step":2}\n');
+    expect(() => readMetricsLog(f)).toThrow(/metrics.jsonl:2: not valid JSON/);
+  });
+});
