@@ -44,6 +44,39 @@ function perturb(lm: AutoregressiveLM, seed: number): void {
   }
 }
 
+async function checkGradients(lm: AutoregressiveLM, ids: number[], checked: string[]): Promise<void> {
+  const inputIds = tf.tensor2d([ids.slice(0, 6)], [1, 6], 'int32');
+  const targets = tf.tidy(() => tf.oneHot(tf.tensor1d(ids.slice(1, 7), 'int32'), 23));
+  const loss = () =>
+    tf.tidy(() => {
+      const { logits } = lm.forwardIds({ inputIds });
+      return tf.sum(tf.mul(targets, tf.neg(tf.logSoftmax(tf.reshape(logits, [6, 23]))))) as tf.Scalar;
+    });
+  const vars = Object.fromEntries(lm.namedParameters());
+  const { grads, value } = tf.variableGrads(
+    loss,
+    checked.map((n) => vars[n]),
+  );
+  value.dispose();
+  const eps = 1e-2;
+  for (const name of checked) {
+    const v = vars[name];
+    const g = await values(grads[v.name]);
+    for (const flat of [0, 3, Math.floor(v.size / 2)]) {
+      const bump = (delta: number) =>
+        tf.tidy(() => v.assign(tf.add(v, tf.reshape(tf.mul(tf.oneHot(tf.tensor1d([flat], 'int32'), v.size), delta), v.shape))));
+      bump(eps);
+      const plus = await values(loss());
+      bump(-2 * eps);
+      const minus = await values(loss());
+      bump(eps);
+      const fd = (plus[0] - minus[0]) / (2 * eps);
+      expect(Math.abs(fd - g[flat]), `${name}[${flat}] fd ${fd} vs grad ${g[flat]}`).toBeLessThan(2e-3 + 2e-2 * Math.abs(fd));
+    }
+  }
+  tf.dispose([inputIds, targets]);
+}
+
 describe('AutoregressiveLM', () => {
   let lm: AutoregressiveLM;
   const ids = [
@@ -133,44 +166,24 @@ describe('AutoregressiveLM', () => {
   });
 
   it('gradients of the LM loss match central finite differences', async () => {
-    const inputIds = tf.tensor2d([ids[0].slice(0, 6)], [1, 6], 'int32');
-    const targets = tf.tidy(() => tf.oneHot(tf.tensor1d(ids[0].slice(1, 7), 'int32'), 23));
-    const loss = () =>
-      tf.tidy(() => {
-        const { logits } = lm.forwardIds({ inputIds });
-        return tf.sum(tf.mul(targets, tf.neg(tf.logSoftmax(tf.reshape(logits, [6, 23]))))) as tf.Scalar;
-      });
-    const checked = [
+    await checkGradients(lm, ids[0], [
       'model.layers.0.self_attn.q_proj.weight',
       'model.layers.1.self_attn.k_proj.bias',
       'model.layers.0.mlp.up_proj.weight',
       'model.layers.1.input_layernorm.weight',
       'model.embed_tokens.weight',
       'lm_head.weight',
-    ];
-    const vars = Object.fromEntries(lm.namedParameters());
-    const { grads, value } = tf.variableGrads(
-      loss,
-      checked.map((n) => vars[n]),
+    ]);
+  });
+
+  it('gradients match finite differences with tied embeddings (the table is used twice)', async () => {
+    const tied = new AutoregressiveLM(
+      { ...TINY, architecture: 'qwen2', outputBias: false, mlpBias: false, tieWordEmbeddings: true },
+      { seed: 5 },
     );
-    value.dispose();
-    const eps = 1e-2;
-    for (const name of checked) {
-      const v = vars[name];
-      const g = await values(grads[v.name]);
-      for (const flat of [0, 3, Math.floor(v.size / 2)]) {
-        const bump = (delta: number) =>
-          tf.tidy(() => v.assign(tf.add(v, tf.reshape(tf.mul(tf.oneHot(tf.tensor1d([flat], 'int32'), v.size), delta), v.shape))));
-        bump(eps);
-        const plus = await values(loss());
-        bump(-2 * eps);
-        const minus = await values(loss());
-        bump(eps);
-        const fd = (plus[0] - minus[0]) / (2 * eps);
-        expect(Math.abs(fd - g[flat]), `${name}[${flat}] fd ${fd} vs grad ${g[flat]}`).toBeLessThan(2e-3 + 2e-2 * Math.abs(fd));
-      }
-    }
-    tf.dispose([inputIds, targets]);
+    perturb(tied, 200);
+    await checkGradients(tied, ids[1], ['model.embed_tokens.weight', 'model.layers.0.self_attn.v_proj.bias', 'model.norm.weight']);
+    tied.dispose();
   });
 
   it('a training step and a forward leak no tensors', () => {

@@ -219,6 +219,8 @@ export function lmConfigToHF(config: Required<LMConfig>): Json {
   if (c.architecture === 'qwen2' && !c.qkvBias) {
     throw new LMConfigError('cannot save as qwen2: Qwen2 always has q/k/v biases but this model has none; use architecture "llama"');
   }
+  if (c.architecture === 'qwen2' && c.mlpBias)
+    throw new LMConfigError('cannot save as qwen2: Qwen2 has no MLP biases; use architecture "llama"');
   if (c.architecture === 'llama' && c.qkvBias !== c.outputBias) {
     throw new LMConfigError(
       "cannot save as llama: HF LLaMA's attention_bias sets q/k/v and o_proj biases together; this model has only some of them",

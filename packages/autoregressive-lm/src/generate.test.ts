@@ -1,3 +1,4 @@
+import { Rng } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AutoregressiveLM } from './autoregressive_lm';
@@ -45,6 +46,11 @@ describe('generate', () => {
     expect(cached.tokens[0]).toHaveLength(8);
     const again = await generate(lm, opts);
     expect(again.tokens).toEqual(cached.tokens);
+    // a core Rng stream is accepted too, and two equal streams give equal samples
+    const { seed: _, ...noSeed } = opts;
+    const r1 = await generate(lm, { ...noSeed, random: new Rng(5) });
+    const r2 = await generate(lm, { ...noSeed, random: new Rng(5), useCache: false });
+    expect(r1.tokens).toEqual(r2.tokens);
   });
 
   it('topK 1 sampling equals greedy', async () => {

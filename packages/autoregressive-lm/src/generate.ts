@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AutoregressiveLM, LMInputError } from './autoregressive_lm';
 import type { LMKVCache } from './kv_cache';
-import { checkSamplingOptions, chooseToken, type RandomSource, type SamplingOptions, seededRandom } from './sampling';
+import type { Rng } from '@ettjs/core';
+import { checkSamplingOptions, chooseToken, type RandomSource, type SamplingOptions, seededRandom, toRandomSource } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
   /** Prompt token ids `[B][T]` (all rows the same length; left-pad and pass `attentionMask` for ragged prompts). */
@@ -16,8 +17,8 @@ export interface GenerateOptions extends SamplingOptions {
   stopTokens?: readonly number[];
   /** Seed of the sampler (ignored when greedy). Defaults to 0. */
   seed?: number;
-  /** Or an explicit uniform source, e.g. to continue one stream over calls. */
-  random?: RandomSource;
+  /** Or an explicit uniform source or core `Rng`, e.g. to continue one stream over calls. */
+  random?: RandomSource | Rng;
   /** Decode with the KV cache (true) or recompute the full sequence every step (false, the reference path). Defaults to true. */
   useCache?: boolean;
 }
@@ -74,7 +75,7 @@ export async function generate(lm: AutoregressiveLM, options: GenerateOptions): 
     throw new LMInputError(`generate: attentionMask must be ${b} rows of ${t} (the prompt's shape)`);
   }
   const stops = new Set(options.stopTokens ?? defaultStops(lm));
-  const random = options.random ?? seededRandom(options.seed ?? 0);
+  const random = options.random ? toRandomSource(options.random) : seededRandom(options.seed ?? 0);
   const useCache = options.useCache ?? true;
 
   const tokens: number[][] = Array.from({ length: b }, () => []);
@@ -109,7 +110,6 @@ export async function generate(lm: AutoregressiveLM, options: GenerateOptions): 
               [b, t + step],
             );
         }
-        if (cache && step === 0 && fullMask) mask = tf.tensor2d(fullMask as number[][], [b, t]);
         return lm.forward({ inputsEmbeds: embeds, cache, attentionMask: mask, positionIds: pos, logits: 'last' }).logits; // [B, 1, V]
       });
       const values = await logits.data();
@@ -159,7 +159,7 @@ export interface GenerateVisualOptions extends Omit<SamplingOptions, 'allowedIds
   /** Only these codes can be chosen. Defaults to all K. */
   allowedCodes?: readonly number[];
   seed?: number;
-  random?: RandomSource;
+  random?: RandomSource | Rng;
 }
 
 /**
@@ -178,7 +178,7 @@ export async function generateVisualCodes(lm: AutoregressiveLM, options: Generat
   checkSamplingOptions(sampling);
   const b = inputsEmbeds.shape[0];
   const k = lm.visualVocabSize;
-  const random = options.random ?? seededRandom(options.seed ?? 0);
+  const random = options.random ? toRandomSource(options.random) : seededRandom(options.seed ?? 0);
   const codes: number[][] = Array.from({ length: b }, () => []);
   const cache = lm.newCache();
   try {

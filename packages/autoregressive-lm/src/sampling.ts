@@ -1,3 +1,5 @@
+import { Rng } from '@ettjs/core';
+
 /**
  * Next-token choice on one row of logits, in plain JS (the logits are read back once per step, so
  * the choice is exact and reproducible with a seed). Order of the warpers as HF's `generate`:
@@ -30,16 +32,15 @@ export class SamplingError extends Error {
 /** A uniform [0, 1) source. */
 export type RandomSource = () => number;
 
-/** A small seeded generator (mulberry32): the same seed gives the same samples on every platform. */
+/** A seeded uniform source on core's `Rng` (xoshiro128**): the same seed gives the same samples everywhere. */
 export function seededRandom(seed: number): RandomSource {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
+}
+
+/** Accepts a plain `() => number` or a core `Rng` (e.g. a trainer's forked stream, whose state it advances). */
+export function toRandomSource(random: RandomSource | Rng): RandomSource {
+  return random instanceof Rng ? () => random.next() : random;
 }
 
 export function checkSamplingOptions(o: SamplingOptions): void {
