@@ -41,3 +41,36 @@ export function bestCodes(z: tf.Tensor2D, codebook: tf.Tensor2D, options: { bias
     return parts.length === 1 ? parts[0] : (tf.concat(parts, 0) as tf.Tensor1D);
   });
 }
+
+/**
+ * `E[indices]` for indices computed off the tape, with the codebook gradient (a scatter-add of
+ * `dy` onto the selected rows) computed as `oneHot(idx)ᵀ·dy` in row blocks. `tf.gather`'s own
+ * gradient needs UnsortedSegmentSum, which stock WASM lacks, and a dense one-hot would be `[N, K]`.
+ */
+export function gatherRows(codebook: tf.Tensor2D, indices: tf.Tensor1D, maxBlockElements: number): tf.Tensor2D {
+  const [k] = codebook.shape;
+  const [n] = indices.shape;
+  const block = rowsPerBlock(k, maxBlockElements);
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [e, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    save([indices]);
+    return {
+      value: tf.gather(e, indices),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => [scatterRows(dy as tf.Tensor2D, saved[0] as tf.Tensor1D, k, n, block)],
+    };
+  });
+  return f(codebook) as tf.Tensor2D;
+}
+
+/** `Σ_i onehot(idx_i)ᵀ dy_i`: `[K, D]`, accumulated over row blocks of `[rows, K]` one-hots. */
+export function scatterRows(dy: tf.Tensor2D, indices: tf.Tensor1D, k: number, n: number, block: number): tf.Tensor2D {
+  let acc: tf.Tensor2D = tf.zeros([k, dy.shape[1]]);
+  forEachBlock(n, block, (start, rows) => {
+    const next = tf.tidy(() =>
+      tf.add(acc, tf.matMul(tf.oneHot(tf.slice(indices, [start], [rows]), k), tf.slice(dy, [start, 0], [rows, -1]), true, false)),
+    );
+    acc.dispose();
+    acc = next as tf.Tensor2D;
+  });
+  return acc;
+}

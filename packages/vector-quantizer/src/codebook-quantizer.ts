@@ -1,6 +1,6 @@
 import { Module } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { DEFAULT_MAX_BLOCK_ELEMENTS } from './code-search';
+import { DEFAULT_MAX_BLOCK_ELEMENTS, gatherRows } from './code-search';
 import { VQInputError } from './errors';
 import { CodebookUsage, codePerplexity, uniqueCodes } from './usage';
 
@@ -207,7 +207,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
     if (indices.dtype !== 'int32') throw new VQInputError(`${this.constructor.name}.embed: indices must be int32, got ${indices.dtype}`);
     return tf.tidy(() => {
       const flat = tf.reshape(indices, [-1]) as tf.Tensor1D;
-      const rows = tf.gather(this.searchCodebook(), flat); // [N, D]
+      const rows = gatherRows(this.searchCodebook(), flat, this.options.maxBlockElements); // [N, D]
       return tf.reshape(rows, [...indices.shape, this.codeDim]);
     });
   }

@@ -1,6 +1,6 @@
 import { stopGradient } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { bestCodes, DEFAULT_MAX_BLOCK_ELEMENTS, forEachBlock, rowsPerBlock } from './code-search';
+import { bestCodes, DEFAULT_MAX_BLOCK_ELEMENTS, forEachBlock, gatherRows, rowsPerBlock, scatterRows } from './code-search';
 import {
   type CodebookOptions,
   CodebookQuantizer,
@@ -71,7 +71,7 @@ export function ibqStraightThrough(
         const [zs, es, idx] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor1D];
         const dzParts: tf.Tensor[] = [];
         // The hard path: each token's gradient lands on its own code row.
-        let dE: tf.Tensor = tf.matMul(tf.oneHot(idx, k), dy as tf.Tensor2D, true, false); // [K, D]
+        let dE: tf.Tensor = scatterRows(dy as tf.Tensor2D, idx, k, n, block); // [K, D]
         forEachBlock(n, block, (start, rows) => {
           const [dzb, dEn] = tf.tidy(() => {
             const zb = tf.slice(zs, [start, 0], [rows, -1]);
@@ -122,7 +122,7 @@ export class IBQQuantizer extends CodebookQuantizer<IBQOptions> {
       // τ > 0 does not change the argmax, so the search runs on z·Eᵀ.
       const indices = bestCodes(zs, e, { maxBlockElements: o.maxBlockElements });
       const zq = ibqStraightThrough(zs, e, indices, o); // [N, D]
-      const zq2 = tf.gather(e, indices); // [N, D], indices are off the tape
+      const zq2 = gatherRows(e, indices, o.maxBlockElements); // [N, D], plain lookup
       const sq = (a: tf.Tensor, b: tf.Tensor) => tf.mean(tf.square(tf.sub(a, b)));
       const commit = sq(stopGradient(zq2), zs);
       const book = sq(zq2, stopGradient(zs));

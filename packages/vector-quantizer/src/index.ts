@@ -16,3 +16,16 @@ export type { VQBetaPlacement, VQOptions } from './vq';
 export { codebookEntropyLoss } from './entropy';
 export { CodebookUsage, codePerplexity } from './usage';
 export { VQInputError } from './errors';
+export { Conv2d } from './layers/conv';
+export type { Conv2dOptions, ConvImpl } from './layers/conv';
+export { GroupNorm } from './layers/norm';
+export { SeedSequence } from './layers/init';
+export { upsampleNearest2x } from './layers/sampling';
+export {
+  DEFAULT_VQ_TOKENIZER_CONFIG,
+  VQ_TOKENIZER_MODEL_TYPE,
+  VQ_TOKENIZER_PAPER,
+  VQ_TOKENIZER_TINY,
+  VQTokenizer,
+} from './tokenizer';
+export type { RangeCheck, TokenizerQuantizer, VQTokenizerConfig, VQTokenizerOutput } from './tokenizer';

@@ -1,6 +1,6 @@
 import { stopGradient, straightThrough } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { bestCodes, DEFAULT_MAX_BLOCK_ELEMENTS } from './code-search';
+import { bestCodes, DEFAULT_MAX_BLOCK_ELEMENTS, gatherRows } from './code-search';
 import {
   type CodebookOptions,
   CodebookQuantizer,
@@ -68,7 +68,7 @@ export class VectorQuantizer extends CodebookQuantizer<VQOptions> {
       // argmin ‖z − e‖² = argmax (z·e − ½‖e‖²); the bias is computed off the tape inside bestCodes' caller scope.
       const bias = tf.mul(tf.sum(tf.square(stopGradient(e)), 1), -0.5) as tf.Tensor1D;
       const indices = bestCodes(zs, stopGradient(e), { bias, maxBlockElements: o.maxBlockElements });
-      const zq = tf.gather(e, indices); // [N, D], raw lookup: gradient to the selected rows only
+      const zq = gatherRows(e, indices, o.maxBlockElements); // [N, D], raw lookup: gradient to the selected rows only
       const losses: Record<string, tf.Scalar> = {
         codebook: tf.mean(tf.square(tf.sub(zq, stopGradient(zs)))) as tf.Scalar,
         commitment: tf.mean(tf.square(tf.sub(stopGradient(zq), zs))) as tf.Scalar,
