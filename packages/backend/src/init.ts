@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { type GpuInfo, detectGpu } from './gpu';
 import { gradientsRegistered } from './gradients';
 import { registerWasmTrainingKernels } from './wasm-kernels/index';
-import { installWasmThreadsShim, releaseWasmWorkers, withLogicalCoresAtLeast } from './wasm-threads';
+import { installWasmThreadsShim, afterWasmStart, withLogicalCoresAtLeast } from './wasm-threads';
 
 export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
 const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
@@ -81,7 +81,7 @@ function isNotInstalled(err: unknown, specifier: string): boolean {
   const missing =
     e?.code === 'ERR_MODULE_NOT_FOUND' ||
     e?.code === 'MODULE_NOT_FOUND' ||
-    /Cannot find (module|package)|Failed to (load|resolve)/.test(msg);
+    /Cannot find (module|package)|Failed to (load|resolve)|Could not resolve/.test(msg);
   // A missing dependency *inside* an installed package is a broken install, not an absent one.
   return missing && msg.includes(specifier) && !msg.includes(`${specifier}/`);
 }
@@ -96,16 +96,31 @@ export const importOptional: ModuleLoader = async (specifier) => {
   }
 };
 
-/** setBackend, then check that tfjs really runs there: setBackend can fail and leave another one active. */
+/**
+ * setBackend, then check that tfjs really runs there. A failed setBackend returns false but leaves
+ * tfjs pointing at the failed name with no instance, so the next op silently initialises whichever
+ * registered backend has the highest priority: on failure we put the previous backend back.
+ */
 async function activate(name: string): Promise<string | null> {
+  const engine = tf.engine();
+  const previous = engine.backendName as string | null;
+  const problem = await tryActivate(name);
+  if (problem != null && previous != null && previous !== name && engine.registry[previous] != null) await tf.setBackend(previous);
+  return problem;
+}
+
+async function tryActivate(name: string): Promise<string | null> {
   let ok: boolean;
   try {
     ok = await tf.setBackend(name);
   } catch (err) {
     return `setBackend('${name}') threw: ${(err as Error).message}`;
   }
-  if (!ok) return `setBackend('${name}') returned false (tfjs stays on '${tf.getBackend()}')`;
-  if (tf.getBackend() !== name) return `setBackend('${name}') returned true but the active backend is '${tf.getBackend()}'`;
+  const engine = tf.engine() as unknown as { backendInstance: tf.KernelBackend | null; registry: Record<string, tf.KernelBackend> };
+  if (!ok) return `setBackend('${name}') returned false`;
+  if (tf.getBackend() !== name || engine.backendInstance == null || engine.backendInstance !== engine.registry[name]) {
+    return `setBackend('${name}') returned true but the active backend is '${tf.getBackend()}'`;
+  }
   try {
     const sum = tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)));
     const [v] = await sum.data();
@@ -230,7 +245,7 @@ async function tryWasm(p: Plan, attempts: BackendAttempt[]): Promise<Chosen | nu
     tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', p.threads > 1);
     wasm.setThreadsCount(p.threads);
     let problem = await withLogicalCoresAtLeast(2 * p.threads, () => activate('wasm'));
-    releaseWasmWorkers();
+    afterWasmStart();
     if (problem != null && p.threads > 1) {
       attempts.push({ candidate: `wasm (${p.threads} threads)`, outcome: 'failed', detail: problem });
       if (p.threadsExplicit) return null;

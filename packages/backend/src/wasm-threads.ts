@@ -43,7 +43,7 @@ function blobToFile(state: ShimState, blob: Blob): string {
   if (state.dir == null) {
     state.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ettjs-wasm-'));
     const dir = state.dir;
-    // The workers read these files when they start; they are only removed when the process exits.
+    // Normally removed by afterWasmStart(); this covers a start-up that never finished.
     process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   }
   const file = path.join(state.dir, `worker-${state.count++}.cjs`);
@@ -98,15 +98,23 @@ export function installWasmThreadsShim(): void {
 }
 
 /**
- * Lets the process exit while the pool's workers are alive (Emscripten keeps them referenced, so a
- * script that used threaded wasm never ends). Called once the backend has started: during start-up
- * the workers' replies are what keeps the event loop waiting.
+ * Called once the threaded backend has started. (1) Unrefs the pool's workers: Emscripten keeps
+ * them referenced, so a script that used threaded wasm would never end (during start-up their
+ * replies are what keeps the event loop waiting, so not earlier). (2) Deletes the worker script
+ * files: start-up waits until every pool worker has loaded them, and a worker started later gets
+ * fresh files from the remembered Blob parts. Nothing is left in the temp directory even when the
+ * process is killed (test runners kill their workers).
  */
-export function releaseWasmWorkers(): void {
+export function afterWasmStart(): void {
   const state = (globalThis as WithShim)[KEY];
   if (state == null) return;
   state.unref = true;
   for (const w of state.workers) w.unref();
+  if (state.dir != null) {
+    fs.rmSync(state.dir, { recursive: true, force: true });
+    state.dir = null;
+    state.files = new WeakMap();
+  }
 }
 
 /**
