@@ -108,6 +108,9 @@ function mulberry32(seed: number): () => number {
   };
 }
 
+/** Recorded batches kept when `update()` is never called. */
+const MAX_PENDING_BATCHES = 256;
+
 interface PendingBatch {
   indices: Int32Array;
   /** Latents as searched (normalised when `l2Normalize`), `[N·D]`; only kept when EMA or restart needs them. */
@@ -132,6 +135,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
   readonly #random: () => number;
   #pending: PendingBatch[] = [];
   #training = true;
+  #warnedPending = false;
 
   constructor(options: O) {
     super();
@@ -238,6 +242,16 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
     this.#usage.record(idx);
     const needLatents = this.options.codebookUpdate.kind === 'ema' || this.options.deadCodeRestart.kind !== 'off';
     this.#pending.push({ indices: idx.slice(), latents: needLatents ? (latents.dataSync() as Float32Array).slice() : null });
+    if (this.#pending.length > MAX_PENDING_BATCHES) {
+      // update() is not being called: keep memory bounded (EMA then sees only the latest batches).
+      this.#pending.shift();
+      if (!this.#warnedPending) {
+        this.#warnedPending = true;
+        console.warn(
+          `${this.constructor.name}: ${MAX_PENDING_BATCHES} training batches recorded without update(); call update() after each optimizer step (warned once)`,
+        );
+      }
+    }
     return { usage: this.#usage.usage, perplexity };
   }
 

@@ -105,7 +105,6 @@ export const VQ_TOKENIZER_TINY: VQTokenizerConfig = {
     },
   },
   normGroups: 8,
-  conv: 'im2col',
 };
 
 /** The `model_type` written to config.json. */
