@@ -1,0 +1,153 @@
+import { AutoregressiveLM, ByteTokenizer } from '@ettjs/autoregressive-lm';
+import { type CausalLM, Module } from '@ettjs/core';
+import { createVisualAdapter } from '@ettjs/projector';
+import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ETTModel, ETTModelError } from './ett-model';
+import { IGNORE_INDEX } from './sequence';
+
+const S = 16;
+
+/** A user's CausalLM without a KV cache: delegates to an AutoregressiveLM it does not own. */
+class PlainLM extends Module implements CausalLM {
+  constructor(private readonly inner: CausalLM) {
+    super();
+  }
+  get hiddenSize() {
+    return this.inner.hiddenSize;
+  }
+  get vocabSize() {
+    return this.inner.vocabSize;
+  }
+  embed(ids: tf.Tensor2D) {
+    return this.inner.embed(ids);
+  }
+  forward(input: { inputsEmbeds: tf.Tensor3D }) {
+    return this.inner.forward(input);
+  }
+}
+const tinyTokenizer = () =>
+  new VQTokenizer({ ...VQ_TOKENIZER_TINY, ch: 8, chMult: [1, 2, 2], zChannels: 8, codeDim: 8, codebookSize: 32, normGroups: 4, seed: 1 });
+const tinyLM = (text: ByteTokenizer, visual = 0) =>
+  new AutoregressiveLM(
+    { architecture: 'llama', vocabSize: text.vocabSize, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKVHeads: 1, maxPositionEmbeddings: 96, visualVocabSize: visual },
+    { seed: 2 },
+  );
+const build = (kind: 'projector' | 'index', visual = 0) => {
+  const text = new ByteTokenizer();
+  const tokenizer = tinyTokenizer();
+  const lm = tinyLM(text, visual);
+  const adapter =
+    kind === 'projector'
+      ? createVisualAdapter({ kind, inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize })
+      : createVisualAdapter({ kind, codebookSize: tokenizer.codebookSize, outputDim: lm.hiddenSize });
+  return new ETTModel({ tokenizer, adapter, lm, text, imageSize: S });
+};
+
+describe('ETTModel', () => {
+  let images: tf.Tensor4D;
+  beforeAll(() => {
+    images = tf.tidy(() => tf.tanh(tf.randomNormal([2, S, S, 3], 0, 1, 'float32', 3)) as tf.Tensor4D);
+  });
+  afterAll(() => images.dispose());
+
+  it('lays out [BOS] <boi> visual <eoi> caption [EOS] and supervises only the caption', () => {
+    const model = build('projector');
+    const captions = [model.text.encode('ab'), model.text.encode('c')];
+    const out = model.captionForward(images, captions);
+    const N = model.numVisual; // (16 / 4)^2
+    expect(N).toBe(16);
+    expect(out.logits.shape).toEqual([2, 2 + N + 4, model.lm.vocabSize]);
+    const t = out.targets.arraySync();
+    const eoi = 2 + N;
+    expect(t[0].slice(0, eoi).every((v) => v === IGNORE_INDEX)).toBe(true);
+    expect(t[0].slice(eoi, eoi + 3)).toEqual([...captions[0], model.ids.eos]);
+    expect(t[1].slice(eoi, eoi + 3)).toEqual([...captions[1], model.ids.eos, IGNORE_INDEX]);
+    tf.dispose([out.logits, out.targets, out.tokens.quantized, out.tokens.indices, ...Object.values(out.tokens.losses)]);
+    model.dispose();
+  });
+
+  it('sends the caption gradient into the tokenizer through the projector (ETT), and none through the index table', () => {
+    const captionLossOf = (model: ETTModel, captions: number[][]) => () => {
+      const o = model.captionForward(images, captions);
+      const logp = tf.logSoftmax(o.logits);
+      const mask = tf.cast(tf.notEqual(o.targets, IGNORE_INDEX), 'float32');
+      const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.maximum(o.targets, tf.scalar(0, 'int32')) as tf.Tensor2D, o.logits.shape[2])), -1);
+      return tf.neg(tf.div(tf.sum(tf.mul(picked, mask)), tf.sum(mask))) as tf.Scalar;
+    };
+    const ett = build('projector');
+    try {
+      const named = ett.tokenizer.namedTrainableVariables();
+      const f = captionLossOf(ett, [ett.text.encode('hi'), ett.text.encode('yo')]);
+      const norms = tf.tidy(() => {
+        const { grads } = tf.variableGrads(f, named.map(([, v]) => v));
+        return named.map(([n, v]) => [n, grads[v.name] ? tf.norm(grads[v.name]).dataSync()[0] : 0] as const);
+      });
+      const codebook = norms.filter(([n]) => n.startsWith('quantize.'));
+      const encoder = norms.filter(([n]) => n.startsWith('encoder.'));
+      expect(codebook.length, `no quantizer parameter among ${norms.map(([n]) => n).join(', ')}`).toBeGreaterThan(0);
+      expect(codebook.every(([, g]) => g > 0)).toBe(true);
+      expect(encoder.length).toBeGreaterThan(0);
+      expect(encoder.filter(([n]) => n.endsWith('weight')).every(([, g]) => g > 0)).toBe(true);
+    } finally {
+      ett.dispose();
+    }
+    const index = build('index');
+    try {
+      // The index baseline feeds the LM a table lookup: no path from the caption loss to the tokenizer.
+      const f = captionLossOf(index, [index.text.encode('hi'), index.text.encode('yo')]);
+      expect(() => tf.tidy(() => tf.variableGrads(f, index.tokenizer.trainableVariables()))).toThrow(/Cannot find a connection between any variable and the result/);
+    } finally {
+      index.dispose();
+    }
+  });
+
+  it('captions greedily with the KV cache exactly as a plain CausalLM without cache would', async () => {
+    const model = build('projector');
+    const viaCache = await model.caption(images, { maxNewTokens: 6 });
+    // The same weights behind a CausalLM that is not an AutoregressiveLM take the recompute path.
+    const twin = new ETTModel({ tokenizer: model.tokenizer, adapter: model.adapter, lm: new PlainLM(model.lm), text: model.text, imageSize: S });
+    const viaRecompute = await twin.caption(images, { maxNewTokens: 6 });
+    expect(viaRecompute).toEqual(viaCache);
+    expect(viaCache).toHaveLength(2);
+    model.dispose();
+    twin.dispose();
+  });
+
+  it('trains generation on code targets and samples decodable images', async () => {
+    const model = build('projector', 32);
+    const prompts = [model.text.encode('red'), model.text.encode('blue')];
+    const codes = [Array.from({ length: 16 }, (_, i) => i % 32), Array.from({ length: 16 }, (_, i) => (3 * i) % 32)];
+    const out = model.generationForward(prompts, codes);
+    expect(out.logits.shape).toEqual([2, prompts[1].length + 2 + 15, 32]);
+    const t = out.targets.arraySync();
+    expect(t[1].filter((v) => v !== IGNORE_INDEX)).toEqual(codes[1]);
+    tf.dispose([out.logits, out.targets]);
+    const gen = await model.generateImages(['red', 'blue!'], { seed: 1 });
+    expect(gen.images.shape).toEqual([2, S, S, 3]);
+    expect(gen.codes.every((r) => r.length === 16 && r.every((c) => c >= 0 && c < 32))).toBe(true);
+    gen.images.dispose();
+    model.dispose();
+  });
+
+  it('rejects parts that do not fit and malformed images with actionable errors', () => {
+    const text = new ByteTokenizer();
+    const tokenizer = tinyTokenizer();
+    const lm = tinyLM(text);
+    const wrong = createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: 8 });
+    expect(() => new ETTModel({ tokenizer, adapter: wrong, lm, text, imageSize: S })).toThrow(/adapter outputs 8 features but the LM hidden size is 16/);
+    const noBoi = new ByteTokenizer({ specialTokens: ['<pad>', '<bos>', '<eos>'] });
+    wrong.dispose();
+    const adapter = createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize });
+    expect(() => new ETTModel({ tokenizer, adapter, lm, text: noBoi, imageSize: S })).toThrow(/lacks special token\(s\) boi, eoi/);
+    expect(() => new ETTModel({ tokenizer, adapter, lm, text, imageSize: 18 })).toThrow(/multiple of the tokenizer's downsample factor 4/);
+    const model = new ETTModel({ tokenizer, adapter, lm, text, imageSize: S });
+    const bad = tf.zeros([1, 8, 8, 3]) as tf.Tensor4D;
+    expect(() => model.captionForward(bad, [[1]])).toThrow(/expected images \[B, 16, 16, 3\]/);
+    expect(() => model.captionForward(images, [[1]])).toThrow(/2 images but 1 captions/);
+    expect(() => model.captionForward(images, [new Array(200).fill(65), [65]])).toThrow(/sample 0: .*context allows 96/);
+    bad.dispose();
+    model.dispose();
+  });
+});
