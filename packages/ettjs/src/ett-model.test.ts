@@ -31,7 +31,17 @@ const tinyTokenizer = () =>
   new VQTokenizer({ ...VQ_TOKENIZER_TINY, ch: 8, chMult: [1, 2, 2], zChannels: 8, codeDim: 8, codebookSize: 32, normGroups: 4, seed: 1 });
 const tinyLM = (text: ByteTokenizer, visual = 0) =>
   new AutoregressiveLM(
-    { architecture: 'llama', vocabSize: text.vocabSize, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKVHeads: 1, maxPositionEmbeddings: 96, visualVocabSize: visual },
+    {
+      architecture: 'llama',
+      vocabSize: text.vocabSize,
+      hiddenSize: 16,
+      intermediateSize: 32,
+      numLayers: 1,
+      numHeads: 2,
+      numKVHeads: 1,
+      maxPositionEmbeddings: 96,
+      visualVocabSize: visual,
+    },
     { seed: 2 },
   );
 const build = (kind: 'projector' | 'index', visual = 0) => {
@@ -81,7 +91,10 @@ describe('ETTModel', () => {
       const named = ett.tokenizer.namedTrainableVariables();
       const f = captionLossOf(ett, [ett.text.encode('hi'), ett.text.encode('yo')]);
       const norms = tf.tidy(() => {
-        const { grads } = tf.variableGrads(f, named.map(([, v]) => v));
+        const { grads } = tf.variableGrads(
+          f,
+          named.map(([, v]) => v),
+        );
         return named.map(([n, v]) => [n, grads[v.name] ? tf.norm(grads[v.name]).dataSync()[0] : 0] as const);
       });
       const codebook = norms.filter(([n]) => n.startsWith('quantize.'));
@@ -97,7 +110,9 @@ describe('ETTModel', () => {
     try {
       // The index baseline feeds the LM a table lookup: no path from the caption loss to the tokenizer.
       const f = captionLossOf(index, [index.text.encode('hi'), index.text.encode('yo')]);
-      expect(() => tf.tidy(() => tf.variableGrads(f, index.tokenizer.trainableVariables()))).toThrow(/Cannot find a connection between any variable and the result/);
+      expect(() => tf.tidy(() => tf.variableGrads(f, index.tokenizer.trainableVariables()))).toThrow(
+        /Cannot find a connection between any variable and the result/,
+      );
     } finally {
       index.dispose();
     }
@@ -107,7 +122,13 @@ describe('ETTModel', () => {
     const model = build('projector');
     const viaCache = await model.caption(images, { maxNewTokens: 6 });
     // The same weights behind a CausalLM that is not an AutoregressiveLM take the recompute path.
-    const twin = new ETTModel({ tokenizer: model.tokenizer, adapter: model.adapter, lm: new PlainLM(model.lm), text: model.text, imageSize: S });
+    const twin = new ETTModel({
+      tokenizer: model.tokenizer,
+      adapter: model.adapter,
+      lm: new PlainLM(model.lm),
+      text: model.text,
+      imageSize: S,
+    });
     const viaRecompute = await twin.caption(images, { maxNewTokens: 6 });
     expect(viaRecompute).toEqual(viaCache);
     expect(viaCache).toHaveLength(2);
@@ -136,7 +157,9 @@ describe('ETTModel', () => {
     const tokenizer = tinyTokenizer();
     const lm = tinyLM(text);
     const wrong = createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: 8 });
-    expect(() => new ETTModel({ tokenizer, adapter: wrong, lm, text, imageSize: S })).toThrow(/adapter outputs 8 features but the LM hidden size is 16/);
+    expect(() => new ETTModel({ tokenizer, adapter: wrong, lm, text, imageSize: S })).toThrow(
+      /adapter outputs 8 features but the LM hidden size is 16/,
+    );
     const noBoi = new ByteTokenizer({ specialTokens: ['<pad>', '<bos>', '<eos>'] });
     wrong.dispose();
     const adapter = createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize });

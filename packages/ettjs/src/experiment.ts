@@ -42,6 +42,8 @@ export interface ExperimentConfig {
   evalSamples: number;
   /** Progress display. Defaults to 'auto'. */
   progress: 'auto' | 'bar' | 'lines' | 'none';
+  /** Backend; defaults to `initBackend()`'s choice (ETT_BACKEND, tfjs-node-gpu, tfjs-node, WASM, cpu). */
+  backend?: 'tensorflow' | 'wasm' | 'cpu';
 }
 
 export const QUICKSTART_CONFIG: ExperimentConfig = {
@@ -70,7 +72,7 @@ export const QUICKSTART_CONFIG: ExperimentConfig = {
   progress: 'auto',
 };
 
-const CONFIG_KEYS = Object.keys(QUICKSTART_CONFIG);
+const CONFIG_KEYS = [...Object.keys(QUICKSTART_CONFIG), 'backend'];
 
 /** Merges a partial config (e.g. a JSON file) over the quickstart defaults, rejecting unknown keys. */
 export function resolveExperimentConfig(partial: Partial<ExperimentConfig> = {}): ExperimentConfig {
@@ -188,7 +190,7 @@ export async function runExperiment(
 ): Promise<ExperimentResult> {
   const c = resolveExperimentConfig(partial);
   const log = options.log ?? console.log;
-  const backend = await initBackend();
+  const backend = await initBackend(c.backend ? { backend: c.backend } : {});
   log(`backend: ${backend.backend} (${backend.reason})`);
   fs.mkdirSync(c.runDir, { recursive: true });
   fs.writeFileSync(path.join(c.runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);

@@ -1,0 +1,72 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { QUICKSTART_CONFIG, resolveExperimentConfig, runExperiment } from './experiment';
+
+const tiny = (runDir: string) => ({
+  runDir,
+  backend: 'cpu' as const,
+  arms: ['frozen-embedding', 'ett'] as ('frozen-embedding' | 'ett')[],
+  batchSize: 2,
+  data: { imageSize: 16, glyphScale: 1 },
+  tokenizer: { ...QUICKSTART_CONFIG.tokenizer, ch: 8, chMult: [1, 2, 2], zChannels: 8, codeDim: 8, codebookSize: 32, normGroups: 4 },
+  lm: {
+    ...QUICKSTART_CONFIG.lm,
+    hiddenSize: 16,
+    intermediateSize: 32,
+    numLayers: 1,
+    numHeads: 2,
+    numKVHeads: 1,
+    maxPositionEmbeddings: 96,
+  },
+  gan: { baseChannels: 8, layers: 1 },
+  steps: { tokenizer: 2, alignment: 2, semantic: 2 },
+  evalSamples: 2,
+  progress: 'none' as const,
+});
+
+const stepLines = (file: string) =>
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('"type":"step"')).length;
+
+describe('runExperiment', () => {
+  it('runs stages 0 -> 1 -> 2 per arm, writes checkpoints, metrics and the report, and resumes without retraining', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-exp-'));
+    const logs: string[] = [];
+    const r = await runExperiment(tiny(dir), { log: (s) => logs.push(s) });
+    expect(r.arms.map((a) => a.arm)).toEqual(['frozen-embedding', 'ett']);
+    for (const a of [r.beforeSemantic, ...r.arms.map((x) => x.eval)]) {
+      expect(a.samples).toBe(2);
+      for (const k of ['shape', 'colour', 'position', 'textExact', 'textChar', 'usage'] as const) {
+        expect(a[k]).toBeGreaterThanOrEqual(0);
+        expect(a[k]).toBeLessThanOrEqual(1);
+      }
+      expect(Number.isFinite(a.psnr)).toBe(true);
+      expect(a.codeCounts.reduce((s, c) => s + c, 0)).toBe(2 * 16); // every visual token counted once
+    }
+    for (const d of ['stage0-tokenizer', 'stage1-alignment', 'stage2-frozen-embedding', 'stage2-ett']) {
+      expect(stepLines(path.join(dir, d, 'metrics.jsonl')), d).toBe(2);
+      expect(fs.readFileSync(path.join(dir, d, 'latest'), 'utf8').trim()).toMatch(/step-0+2/);
+    }
+    const ettLog = fs.readFileSync(path.join(dir, 'stage2-ett', 'metrics.jsonl'), 'utf8');
+    expect(ettLog).toContain('"vq.reconstruction"');
+    expect(ettLog).toContain('"discLoss"');
+    const html = fs.readFileSync(r.reportPath, 'utf8');
+    expect(html).toContain('stage 2: ett');
+    expect(html).toContain('reconstructions-ett.png');
+    expect(fs.existsSync(path.join(dir, 'reconstructions-stage0.png'))).toBe(true);
+
+    // Resuming a finished run loads every phase from its checkpoint and trains nothing more.
+    const again = await runExperiment(tiny(dir), { resume: true, log: () => {} });
+    expect(stepLines(path.join(dir, 'stage2-ett', 'metrics.jsonl'))).toBe(2);
+    expect(again.arms[1].eval.textChar).toBe(r.arms[1].eval.textChar);
+    expect(again.arms[1].eval.psnr).toBeCloseTo(r.arms[1].eval.psnr, 4);
+  }, 600_000);
+
+  it('rejects unknown config keys before doing anything', () => {
+    expect(() => resolveExperimentConfig({ stpes: 3 } as never)).toThrow(/unknown key\(s\) stpes/);
+  });
+});
