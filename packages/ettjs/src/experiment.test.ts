@@ -70,3 +70,42 @@ describe('runExperiment', () => {
     expect(() => resolveExperimentConfig({ stpes: 3 } as never)).toThrow(/unknown key\(s\) stpes/);
   });
 });
+
+describe('ett CLI', () => {
+  it('evaluates, captions, reconstructs and reports a run directory, and explains mistakes', async () => {
+    const { runCli, UsageError } = await import('./cli-commands');
+    const { encodePng, SyntheticTextImages } = await import('@ettjs/data');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-cli-'));
+    const cfg = { ...tiny(dir), arms: ['ett'], steps: { tokenizer: 1, alignment: 1, semantic: 1 } };
+    fs.writeFileSync(path.join(dir, 'cfg.json'), JSON.stringify(cfg));
+    const out: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => out.push(a.join(' '));
+    const env = process.env.ETT_BACKEND;
+    process.env.ETT_BACKEND = 'cpu';
+    try {
+      await runCli(['train', '--config', path.join(dir, 'cfg.json')]);
+      expect(out.join('\n')).toMatch(/ett: samples 2 {2}shape/);
+      const sample = new SyntheticTextImages({ imageSize: 16, glyphScale: 1 }).sample('test', 0);
+      const img = path.join(dir, 'img.png');
+      fs.writeFileSync(img, encodePng(sample.image, 16, 16));
+      out.length = 0;
+      await runCli(['caption', '--run', dir, img]);
+      expect(out[0]).toMatch(new RegExp(`^${img.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+      await runCli(['reconstruct', '--run', dir, img, '--out', path.join(dir, 'rec.png')]);
+      expect(fs.readFileSync(path.join(dir, 'rec.png')).subarray(1, 4).toString()).toBe('PNG');
+      out.length = 0;
+      await runCli(['report', dir]);
+      expect(out.join('\n')).toContain(`report: ${path.join(dir, 'report.html')}`);
+      await expect(runCli(['frobnicate'])).rejects.toThrow(UsageError);
+      await expect(runCli(['eval'])).rejects.toThrow(/missing --run DIR/);
+      await expect(runCli(['eval', '--run', path.join(dir, 'nope')])).rejects.toThrow(/is not a run directory/);
+      await expect(runCli(['caption', '--run', dir, path.join(dir, 'missing.png')])).rejects.toThrow(/no such image/);
+      await expect(runCli(['generate', '--run', dir, 'a red circle'])).rejects.toThrow(/needs an AutoregressiveLM with a visual head/);
+    } finally {
+      console.log = log;
+      if (env === undefined) delete process.env.ETT_BACKEND;
+      else process.env.ETT_BACKEND = env;
+    }
+  }, 600_000);
+});

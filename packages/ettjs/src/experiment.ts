@@ -292,7 +292,9 @@ export async function runExperiment(
         },
       ],
     });
-    return { config: c, backend: backend.backend, beforeSemantic, arms, reportPath };
+    const result = { config: c, backend: backend.backend, beforeSemantic, arms, reportPath };
+    fs.writeFileSync(path.join(c.runDir, 'results.json'), `${JSON.stringify(result, null, 1)}\n`);
+    return result;
   } finally {
     model.dispose();
   }

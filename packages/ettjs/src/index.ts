@@ -9,5 +9,6 @@ export { evaluateModel } from './evaluate';
 export type { EvalReport, EvalSample } from './evaluate';
 export { QUICKSTART_CONFIG, buildModel, resolveExperimentConfig, runExperiment, syntheticSource } from './experiment';
 export type { ArmResult, ExperimentConfig, ExperimentResult } from './experiment';
+export { loadRun, RunDirError } from './run-dir';
 export { lineChart, metricSeries, readMetricsLog, renderReport, usageHistogram, writeReport } from './report';
 export type { MetricRecord, ReportData, ReportImage, ReportTable } from './report';

@@ -1,0 +1,201 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { doctor, formatDoctorReport, initBackend } from '@ettjs/backend';
+import { decodeImage, encodePng, imageGrid, resizeCenterCrop, SyntheticTextImages } from '@ettjs/data';
+import * as tf from '@tensorflow/tfjs-core';
+import { type EvalReport, evaluateModel } from './evaluate';
+import { type ExperimentConfig, runExperiment } from './experiment';
+import { ARMS, type Arm } from './recipes';
+import { loadRun } from './run-dir';
+
+const HELP: Record<string, string> = {
+  '': `ett — End-to-End Vision Tokenizer Tuning (ETT.js)
+
+usage: ett <command> [options]
+
+commands:
+  doctor                       which backend runs, threads, SIMD, patched kernels, GPU detection
+  train [--config f.json]      stage 0 -> 1 -> 2 on the synthetic data (per arm); --resume continues
+  eval --run DIR               per-field caption accuracy, PSNR and code usage on held-out images
+  caption --run DIR IMG...     caption PNG/JPEG images
+  reconstruct --run DIR IMG    tokenize and decode an image; writes a side-by-side PNG
+  generate --run DIR "PROMPT"  sample an image from text (needs a model trained for generation)
+  report DIR                   print a run's results and where its HTML report is
+
+Run \`ett <command> --help\` for a command's options.`,
+  doctor: 'usage: ett doctor\n  Prints the backend report (ETT_BACKEND=tensorflow|wasm|cpu overrides the choice).',
+  train:
+    'usage: ett train [--config FILE] [--out DIR] [--resume]\n  --config  JSON with any ExperimentConfig keys (defaults: the quickstart)\n  --out     run directory (default: config runDir)\n  --resume  continue every phase from its latest checkpoint',
+  eval: 'usage: ett eval --run DIR [--arm ett|frozen-embedding|caption-only] [--samples N]',
+  caption: 'usage: ett caption --run DIR [--arm ARM] IMAGE...',
+  reconstruct: 'usage: ett reconstruct --run DIR [--arm ARM] IMAGE [--out FILE.png]',
+  generate: 'usage: ett generate --run DIR [--arm ARM] [--out FILE.png] [--seed N] "PROMPT"',
+  report: 'usage: ett report DIR',
+};
+
+/** A mistake in the command line: printed with the command's usage, exit code 2. */
+export class UsageError extends Error {}
+
+type Options = Record<string, { type: 'string' | 'boolean' }>;
+
+function parse(args: string[], options: Options): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const r = parseArgs({ args, options: { ...options, help: { type: 'boolean' } }, allowPositionals: true });
+    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+}
+
+function armOf(v: unknown): Arm {
+  const arm = (v ?? 'ett') as Arm;
+  if (!ARMS.includes(arm)) throw new UsageError(`--arm must be one of ${ARMS.join(', ')}, got ${String(v)}`);
+  return arm;
+}
+
+function need(v: unknown, what: string): string {
+  if (typeof v !== 'string' || v === '') throw new UsageError(`missing ${what}`);
+  return v;
+}
+
+function readImage(file: string, size: number): Float32Array {
+  if (!fs.existsSync(file)) throw new UsageError(`no such image: ${file}`);
+  return resizeCenterCrop(decodeImage(new Uint8Array(fs.readFileSync(file)), file), size);
+}
+
+function printEval(label: string, e: EvalReport): void {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  console.log(
+    `${label}: samples ${e.samples}  shape ${pct(e.shape)}  colour ${pct(e.colour)}  position ${pct(e.position)}  text exact ${pct(e.textExact)}  text chars ${pct(e.textChar)}  PSNR ${e.psnr.toFixed(2)} dB  usage ${pct(e.usage)}`,
+  );
+}
+
+/** Runs one `ett` command; throws `UsageError` for command-line mistakes. */
+export async function runCli(argv: string[]): Promise<void> {
+  const [command = '', ...rest] = argv;
+  if (command === '' || command === '--help' || command === 'help') {
+    console.log(HELP['']);
+    return;
+  }
+  if (!(command in HELP)) throw new UsageError(`unknown command "${command}"\n\n${HELP['']}`);
+  const wantsHelp = rest.includes('--help') || rest.includes('-h');
+  if (wantsHelp) {
+    console.log(HELP[command]);
+    return;
+  }
+  switch (command) {
+    case 'doctor': {
+      console.log(formatDoctorReport(await doctor()));
+      return;
+    }
+    case 'train': {
+      const { values } = parse(rest, { config: { type: 'string' }, out: { type: 'string' }, resume: { type: 'boolean' } });
+      let config: Partial<ExperimentConfig> = {};
+      if (values.config) {
+        const file = String(values.config);
+        if (!fs.existsSync(file)) throw new UsageError(`no such config file: ${file}`);
+        try {
+          config = JSON.parse(fs.readFileSync(file, 'utf8'));
+        } catch (e) {
+          throw new UsageError(`${file} is not valid JSON: ${(e as Error).message}`);
+        }
+      }
+      if (values.out) config.runDir = String(values.out);
+      const r = await runExperiment(config, { resume: Boolean(values.resume) });
+      printEval('after stage 1', r.beforeSemantic);
+      for (const a of r.arms) printEval(a.arm, a.eval);
+      console.log(`report: ${r.reportPath}`);
+      return;
+    }
+    case 'eval': {
+      const { values } = parse(rest, { run: { type: 'string' }, arm: { type: 'string' }, samples: { type: 'string' } });
+      const samples = Number(values.samples ?? 64);
+      if (!Number.isInteger(samples) || samples < 1) throw new UsageError(`--samples must be a positive integer, got ${values.samples}`);
+      await initBackend();
+      const { model, config, checkpoint } = await loadRun(need(values.run, '--run DIR'), armOf(values.arm));
+      try {
+        const data = new SyntheticTextImages({ ...config.data, seed: config.seed });
+        console.log(`checkpoint: ${checkpoint}`);
+        printEval(
+          'test',
+          await evaluateModel(
+            model,
+            Array.from({ length: samples }, (_, i) => data.sample('test', i)),
+          ),
+        );
+      } finally {
+        model.dispose();
+      }
+      return;
+    }
+    case 'caption':
+    case 'reconstruct':
+    case 'generate': {
+      const { values, positionals } = parse(rest, {
+        run: { type: 'string' },
+        arm: { type: 'string' },
+        out: { type: 'string' },
+        seed: { type: 'string' },
+      });
+      if (positionals.length === 0) throw new UsageError(`missing ${command === 'generate' ? 'PROMPT' : 'IMAGE'}\n${HELP[command]}`);
+      await initBackend();
+      const { model } = await loadRun(need(values.run, '--run DIR'), armOf(values.arm));
+      try {
+        const S = model.imageSize;
+        if (command === 'generate') {
+          const { images } = await model.generateImages(positionals, { seed: Number(values.seed ?? 0) });
+          const flat = (await images.data()) as Float32Array;
+          images.dispose();
+          const per = S * S * 3;
+          const grid = imageGrid(
+            positionals.map((_, i) => flat.slice(i * per, (i + 1) * per)),
+            positionals.length,
+            S,
+            S,
+          );
+          const out = String(values.out ?? 'generated.png');
+          fs.writeFileSync(out, encodePng(grid.image, grid.height, grid.width));
+          console.log(`wrote ${out}`);
+          return;
+        }
+        const pixels = positionals.map((f) => readImage(f, S));
+        const images = tf.tensor4d(Float32Array.from(pixels.flatMap((p) => Array.from(p))), [pixels.length, S, S, 3]);
+        try {
+          if (command === 'caption') {
+            const captions = await model.caption(images);
+            for (const [i, f] of positionals.entries()) console.log(`${f}: ${captions[i]}`);
+            return;
+          }
+          const rec = tf.tidy(() => tf.clipByValue(model.tokenizer.decode(model.tokenizer.encode(images).quantized), -1, 1));
+          const r = (await rec.data()) as Float32Array;
+          rec.dispose();
+          const grid = imageGrid([pixels[0], r.slice(0, S * S * 3)], 2, S, S);
+          const out = String(values.out ?? `${path.basename(positionals[0]).replace(/\.[^.]+$/, '')}-reconstruction.png`);
+          fs.writeFileSync(out, encodePng(grid.image, grid.height, grid.width));
+          console.log(`wrote ${out} (left: input, right: reconstruction)`);
+        } finally {
+          images.dispose();
+        }
+      } finally {
+        model.dispose();
+      }
+      return;
+    }
+    case 'report': {
+      const { positionals } = parse(rest, {});
+      const dir = need(positionals[0], 'DIR');
+      const results = path.join(dir, 'results.json');
+      if (!fs.existsSync(results)) throw new UsageError(`${dir} has no results.json yet: run \`ett train --out ${dir}\` to the end first`);
+      const r = JSON.parse(fs.readFileSync(results, 'utf8')) as {
+        beforeSemantic: EvalReport;
+        arms: { arm: string; eval: EvalReport }[];
+        reportPath: string;
+      };
+      printEval('after stage 1', r.beforeSemantic);
+      for (const a of r.arms) printEval(a.arm, a.eval);
+      console.log(`report: ${path.join(dir, 'report.html')}`);
+      return;
+    }
+  }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env node
+import { runCli, UsageError } from './cli-commands';
+
+runCli(process.argv.slice(2)).catch((e: unknown) => {
+  if (e instanceof UsageError) {
+    console.error(`ett: ${e.message}`);
+    process.exit(2);
+  }
+  console.error(`ett: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+  process.exit(1);
+});
