@@ -129,7 +129,9 @@ class PatchVQTokenizer extends Module implements VisionTokenizer {
   encode(images: tf.Tensor4D): TokenizerOutput & { lossWeights: Record<string, number> } {
     const [b, S, S2, c] = images.shape;
     if (images.rank !== 4 || S !== this.config.imageSize || S2 !== S || c !== 3) {
-      throw new Error(`PatchVQTokenizer.encode: expected images [B, ${this.config.imageSize}, ${this.config.imageSize}, 3], got [${images.shape}]`);
+      throw new Error(
+        `PatchVQTokenizer.encode: expected images [B, ${this.config.imageSize}, ${this.config.imageSize}, 3], got [${images.shape}]`,
+      );
     }
     const g = S / this.config.patch;
     const z = tf.tidy(() => {
@@ -145,7 +147,8 @@ class PatchVQTokenizer extends Module implements VisionTokenizer {
 
   decode(quantized: tf.Tensor4D): tf.Tensor4D {
     const [b, gh, gw, d] = quantized.shape;
-    if (d !== this.codeDim) throw new Error(`PatchVQTokenizer.decode: expected latents [B, h, w, ${this.codeDim}], got [${quantized.shape}]`);
+    if (d !== this.codeDim)
+      throw new Error(`PatchVQTokenizer.decode: expected latents [B, h, w, ${this.codeDim}], got [${quantized.shape}]`);
     return tf.tidy(() => this.#unpatchify(this.dec.apply(tf.reshape(quantized, [b * gh * gw, d])), b, gh, gw));
   }
 

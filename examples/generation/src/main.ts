@@ -44,7 +44,8 @@ if (args.help) {
 }
 const num = (name: keyof typeof args, integer = true): number => {
   const v = Number(args[name]);
-  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) throw new Error(`--${name}: expected a non-negative number, got ${args[name]}`);
+  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v)))
+    throw new Error(`--${name}: expected a non-negative number, got ${args[name]}`);
   return v;
 };
 
@@ -122,7 +123,7 @@ try {
       1,
     )}\n`,
   );
-  prompts.forEach((p, i) => console.log(`  [${i}] ${p}  (${new Set(codes[i]).size} distinct codes)`));
+  for (const [i, p] of prompts.entries()) console.log(`  [${i}] ${p}  (${new Set(codes[i]).size} distinct codes)`);
   console.log(`wrote ${file} (left to right, one image per prompt) and generated.json (the sampled codes)`);
 } finally {
   model.dispose();

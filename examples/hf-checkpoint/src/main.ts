@@ -37,7 +37,8 @@ if (args.help) {
 }
 const num = (name: keyof typeof args, integer = true): number => {
   const v = Number(args[name]);
-  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) throw new Error(`--${name}: expected a non-negative number, got ${args[name]}`);
+  if (!Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v)))
+    throw new Error(`--${name}: expected a non-negative number, got ${args[name]}`);
   return v;
 };
 
@@ -98,7 +99,9 @@ if (fs.existsSync(path.join(dir, 'tokenizer.json'))) {
   // ETT needs <boi>/<eoi>, and a bos/eos/pad (LLaMA has no pad, Qwen2 no bos): add what is missing.
   const missing = ['boi', 'eoi', 'bos', 'eos', 'pad'].filter((n) => !Number.isInteger(have[n]));
   const ids = hf.addSpecialTokens(missing.map((n) => `<${n}>`));
-  console.log(`text: ${dir}/tokenizer.json (vocab ${hf.vocabSize}); added special tokens ${missing.map((n, i) => `<${n}>=${ids[i]}`).join(' ')}`);
+  console.log(
+    `text: ${dir}/tokenizer.json (vocab ${hf.vocabSize}); added special tokens ${missing.map((n, i) => `<${n}>=${ids[i]}`).join(' ')}`,
+  );
   // An LM's vocabulary is often padded past its tokenizer's (Qwen2: 151936 rows, 151665 tokens), and an
   // untrained model can pick a padded id; ETTModel.caption does not restrict sampling to the text
   // vocabulary, so decode drops ids the tokenizer does not have instead of throwing.
