@@ -19,7 +19,17 @@ export function packageProject(name: string) {
       testTimeout: 120_000,
       hookTimeout: 120_000,
       pool: 'forks',
-      deps: { optimizer: { ssr: { enabled: true, include: ['@tensorflow/tfjs-core/dist/register_all_gradients', '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops'] } } },
+      deps: {
+        optimizer: {
+          ssr: {
+            enabled: true,
+            include: [
+              '@tensorflow/tfjs-core/dist/register_all_gradients',
+              '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops',
+            ],
+          },
+        },
+      },
     },
   });
 }

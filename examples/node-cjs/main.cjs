@@ -1,7 +1,17 @@
 // Requires every ETT.js package through its CommonJS entry and checks each exposes its public API.
 const assert = require('node:assert/strict');
 
-const names = ['@ettjs/core', '@ettjs/backend', '@ettjs/vector-quantizer', '@ettjs/projector', '@ettjs/autoregressive-lm', '@ettjs/losses', '@ettjs/trainer', '@ettjs/data', 'ettjs'];
+const names = [
+  '@ettjs/core',
+  '@ettjs/backend',
+  '@ettjs/vector-quantizer',
+  '@ettjs/projector',
+  '@ettjs/autoregressive-lm',
+  '@ettjs/losses',
+  '@ettjs/trainer',
+  '@ettjs/data',
+  'ettjs',
+];
 for (const name of names) {
   const mod = require(name);
   const exported = Object.keys(mod).filter((k) => k !== 'default');

@@ -1,7 +1,17 @@
 // Imports every ETT.js package through its ESM entry and checks each exposes its public API.
 import assert from 'node:assert/strict';
 
-const names = ['@ettjs/core', '@ettjs/backend', '@ettjs/vector-quantizer', '@ettjs/projector', '@ettjs/autoregressive-lm', '@ettjs/losses', '@ettjs/trainer', '@ettjs/data', 'ettjs'];
+const names = [
+  '@ettjs/core',
+  '@ettjs/backend',
+  '@ettjs/vector-quantizer',
+  '@ettjs/projector',
+  '@ettjs/autoregressive-lm',
+  '@ettjs/losses',
+  '@ettjs/trainer',
+  '@ettjs/data',
+  'ettjs',
+];
 for (const name of names) {
   const mod = await import(name);
   const exported = Object.keys(mod).filter((k) => k !== 'default');

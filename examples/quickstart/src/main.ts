@@ -13,19 +13,26 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  console.log('usage: quickstart [--out DIR] [--resume] [--scale K]\n  --scale multiplies every stage\'s step count (e.g. 0.2 for a smoke run, 4 for a longer one)');
+  console.log(
+    "usage: quickstart [--out DIR] [--resume] [--scale K]\n  --scale multiplies every stage's step count (e.g. 0.2 for a smoke run, 4 for a longer one)",
+  );
   process.exit(0);
 }
 const scale = Number(values.scale);
 if (!(scale > 0)) throw new Error(`--scale must be a positive number, got ${values.scale}`);
-const steps = Object.fromEntries(Object.entries(QUICKSTART_CONFIG.steps).map(([k, v]) => [k, Math.max(1, Math.round(v * scale))])) as typeof QUICKSTART_CONFIG.steps;
+const steps = Object.fromEntries(
+  Object.entries(QUICKSTART_CONFIG.steps).map(([k, v]) => [k, Math.max(1, Math.round(v * scale))]),
+) as typeof QUICKSTART_CONFIG.steps;
 
 const started = Date.now();
 const result = await runExperiment({ runDir: values.out, steps }, { resume: values.resume });
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 console.log('\nfield accuracy on held-out images (greedy captions):');
 console.log('model                               shape   colour  position  text-exact  text-chars  PSNR dB');
-for (const [name, e] of [['after stage 1 (frozen tokenizer)', result.beforeSemantic], ...result.arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const)] as const) {
+for (const [name, e] of [
+  ['after stage 1 (frozen tokenizer)', result.beforeSemantic],
+  ...result.arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const),
+] as const) {
   console.log(
     `${name.padEnd(36)}${pct(e.shape).padEnd(8)}${pct(e.colour).padEnd(8)}${pct(e.position).padEnd(10)}${pct(e.textExact).padEnd(12)}${pct(e.textChar).padEnd(12)}${e.psnr.toFixed(2)}`,
   );
