@@ -171,7 +171,9 @@ export class ETTModel extends Module {
       const maxNewTokens = options.maxNewTokens ?? 48;
       let rows: number[][];
       if (this.lm instanceof AutoregressiveLM) {
-        rows = (await generate(this.lm, { ...options, inputsEmbeds: prefix, maxNewTokens, stopTokens: [this.ids.eos] })).tokens;
+        // An LM's vocabulary is often padded past its tokenizer's: never sample ids the tokenizer cannot decode.
+        const allowedIds = this.text.vocabSize < this.lm.vocabSize ? Array.from({ length: this.text.vocabSize }, (_, i) => i) : undefined;
+        rows = (await generate(this.lm, { allowedIds, ...options, inputsEmbeds: prefix, maxNewTokens, stopTokens: [this.ids.eos] })).tokens;
       } else {
         rows = await this.#greedyWithoutCache(prefix, maxNewTokens);
       }

@@ -8,6 +8,7 @@ import {
   type VqObjectiveConfigInput,
 } from '@ettjs/losses';
 import { IBQ_ADAM_BETAS, type LossOutput, type OptimizerOptions, type Schedule, type Stage } from '@ettjs/trainer';
+import type { TokenizerOutput } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { GanCritic } from './critic';
 import { disposeTokens, type ETTModel } from './ett-model';
@@ -56,6 +57,11 @@ function setTokenizerTraining(model: ETTModel, training: boolean): void {
   const t = model.tokenizer as unknown as TokenizerHooks;
   if (training) t.train?.();
   else t.eval?.();
+}
+
+/** The quantizer's own weights for its terms (`VQTokenizer` returns them), so classic VQ's `codebook`/`commitment` need no config. */
+function lossWeightsOf(tokens: TokenizerOutput): Record<string, number> | undefined {
+  return (tokens as TokenizerOutput & { lossWeights?: Record<string, number> }).lossWeights;
 }
 
 /** The GAN term is only on when the model carries a discriminator. */
@@ -114,9 +120,19 @@ export function tokenizerPretraining(model: ETTModel, o: RecipeOptions): Stage<E
       const tokens = model.tokenizer.encode(batch.images);
       const reconstructions = model.tokenizer.decode(tokens.quantized);
       const { cfg, critic } = vqConfigFor(model, o.vq);
-      const vq = vqObjective({ inputs: batch.images, reconstructions, quantizerLosses: tokens.losses, discriminator: critic?.disc }, cfg, {
-        step: ctx.step,
-      });
+      const vq = vqObjective(
+        {
+          inputs: batch.images,
+          reconstructions,
+          quantizerLosses: tokens.losses,
+          quantizerLossWeights: lossWeightsOf(tokens),
+          discriminator: critic?.disc,
+        },
+        cfg,
+        {
+          step: ctx.step,
+        },
+      );
       const stats = { ...tokens.stats };
       disposeTokens(tokens);
       reconstructions.dispose();
@@ -209,9 +225,19 @@ export function semantic(model: ETTModel, o: RecipeOptions & { arm?: Arm; alpha?
       const ce = captionLoss(logits, targets, { shift: false });
       const reconstructions = model.tokenizer.decode(tokens.quantized);
       const { cfg, critic } = vqConfigFor(model, o.vq);
-      const vq = vqObjective({ inputs: batch.images, reconstructions, quantizerLosses: tokens.losses, discriminator: critic?.disc }, cfg, {
-        step: ctx.step,
-      });
+      const vq = vqObjective(
+        {
+          inputs: batch.images,
+          reconstructions,
+          quantizerLosses: tokens.losses,
+          quantizerLossWeights: lossWeightsOf(tokens),
+          discriminator: critic?.disc,
+        },
+        cfg,
+        {
+          step: ctx.step,
+        },
+      );
       const total = ettObjective({ caption: ce.loss, vq }, { alpha }, { step: ctx.stageStep });
       const stats = { ...tokens.stats };
       tf.dispose([logits, targets, reconstructions, vq.total, ...Object.values(vq.components)]);

@@ -1,0 +1,75 @@
+import { AutoregressiveLM, ByteTokenizer } from '@ettjs/autoregressive-lm';
+import { createVisualAdapter } from '@ettjs/projector';
+import type { StepContext } from '@ettjs/trainer';
+import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import { ETTModel } from './ett-model';
+import { semantic, tokenizerPretraining } from './recipes';
+
+function model(quantizer: 'vq' | 'ibq') {
+  const text = new ByteTokenizer();
+  const tokenizer = new VQTokenizer({
+    ...VQ_TOKENIZER_TINY,
+    ch: 8,
+    zChannels: 8,
+    codeDim: 8,
+    codebookSize: 32,
+    normGroups: 4,
+    quantizer: { kind: quantizer },
+  });
+  const lm = new AutoregressiveLM({
+    vocabSize: text.vocabSize,
+    hiddenSize: 16,
+    intermediateSize: 32,
+    numLayers: 1,
+    numHeads: 2,
+    numKVHeads: 1,
+    maxPositionEmbeddings: 64,
+  });
+  const adapter = createVisualAdapter({ kind: 'projector', inputDim: 8, outputDim: 16 });
+  return new ETTModel({ tokenizer, adapter, lm, text, imageSize: 16 });
+}
+
+const ctx = (m: ETTModel): StepContext => ({ stage: 's', step: 0, stageStep: 0, microStep: 0, seed: 0, model: m });
+
+describe('recipes', () => {
+  it("weights a classic-VQ tokenizer's own terms (codebook, commitment) without extra config", () => {
+    const m = model('vq');
+    const images = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;
+    const parts = tf.tidy(() => {
+      const out = tokenizerPretraining(m, { steps: 1 }).loss({ images, captions: [[65], [66]] }, ctx(m));
+      return {
+        total: out.total.dataSync()[0],
+        names: Object.keys(out.components ?? {}).sort(),
+        c: out.components!.codebook.dataSync()[0],
+        k: out.components!.commitment.dataSync()[0],
+        r: out.components!.reconstruction.dataSync()[0],
+        p: out.components!.perceptual.dataSync()[0],
+      };
+    });
+    expect(parts.names).toEqual(['codebook', 'commitment', 'perceptual', 'reconstruction']);
+    // L_vq = L1 + λ_p·perceptual + codebook + β·commitment with the quantizer's β = 0.25 and no GAN (no critic).
+    expect(parts.total).toBeCloseTo(parts.r + parts.p + parts.c + 0.25 * parts.k, 4);
+    images.dispose();
+    m.dispose();
+  });
+
+  it('makes the arms differ exactly in what trains and in the loss', () => {
+    const m = model('ibq');
+    const ett = semantic(m, { steps: 1, arm: 'ett' });
+    const frozen = semantic(m, { steps: 1, arm: 'frozen-embedding' });
+    const captionOnly = semantic(m, { steps: 1, arm: 'caption-only' });
+    expect(ett.trainable).toEqual(['tokenizer', 'adapter', 'lm']);
+    expect(frozen.trainable).toEqual(['adapter', 'lm']);
+    expect(captionOnly.trainable).toEqual(['tokenizer', 'adapter', 'lm']);
+    const images = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;
+    const names = (stage: typeof ett) =>
+      tf.tidy(() => Object.keys(stage.loss({ images, captions: [[65], [66]] }, ctx(m)).components ?? {}).sort());
+    expect(names(ett)).toEqual(expect.arrayContaining(['caption', 'vq', 'vq.reconstruction', 'vq.quant']));
+    expect(names(captionOnly)).toEqual(['accuracy', 'caption']);
+    expect(names(frozen)).toEqual(['accuracy', 'caption']);
+    images.dispose();
+    m.dispose();
+  });
+});
