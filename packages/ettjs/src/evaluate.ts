@@ -48,7 +48,7 @@ export async function evaluateModel(
   options: { batchSize?: number } = {},
 ): Promise<EvalReport> {
   if (samples.length === 0) throw new Error('evaluateModel: no samples to evaluate');
-  const bs = options.batchSize ?? 16;
+  const bs = options.batchSize ?? 32;
   const S = model.imageSize;
   const counts = new Array(model.tokenizer.codebookSize).fill(0);
   const score = { shape: 0, colour: 0, position: 0, textExact: 0, textChar: 0, psnr: 0 };
@@ -60,7 +60,7 @@ export async function evaluateModel(
       const chunk = samples.slice(i, i + bs);
       const images = tf.tensor4d(concat(chunk.map((s) => s.image)), [chunk.length, S, S, 3]);
       try {
-        const captions = await model.caption(images);
+        const captions = await model.caption(images, { maxNewTokens: options.maxNewTokens ?? 40 });
         const [idx, p] = tf.tidy(() => {
           const t = model.tokenizer.encode(images);
           const rec = model.tokenizer.decode(t.quantized);
