@@ -45,7 +45,12 @@ function charAccuracy(ref: string, got: string | null): number {
 export async function evaluateModel(
   model: ETTModel,
   samples: readonly EvalSample[],
-  options: { batchSize?: number } = {},
+  options: {
+    /** Images captioned at once. Defaults to 32. */
+    batchSize?: number;
+    /** Caption budget in tokens. Defaults to 40 (the synthetic captions are at most ~36 bytes). */
+    maxNewTokens?: number;
+  } = {},
 ): Promise<EvalReport> {
   if (samples.length === 0) throw new Error('evaluateModel: no samples to evaluate');
   const bs = options.batchSize ?? 32;
