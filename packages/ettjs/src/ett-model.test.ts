@@ -4,7 +4,7 @@ import { createVisualAdapter } from '@ettjs/projector';
 import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ETTModel, ETTModelError } from './ett-model';
+import { ETTModel } from './ett-model';
 import { IGNORE_INDEX } from './sequence';
 
 const S = 16;
