@@ -36,7 +36,7 @@ const ctx = (m: ETTModel): StepContext => ({ stage: 's', step: 0, stageStep: 0, 
 describe('recipes', () => {
   it("weights a classic-VQ tokenizer's own terms (codebook, commitment) without extra config", () => {
     const m = model('vq');
-    const images = tf.zeros([2, 16, 16, 3]) as tf.Tensor4D;
+    const images = tf.tidy(() => tf.tanh(tf.randomNormal([2, 16, 16, 3], 0, 1, 'float32', 7))) as tf.Tensor4D;
     const parts = tf.tidy(() => {
       const out = tokenizerPretraining(m, { steps: 1 }).loss({ images, captions: [[65], [66]] }, ctx(m));
       return {
@@ -51,6 +51,17 @@ describe('recipes', () => {
     expect(parts.names).toEqual(['codebook', 'commitment', 'perceptual', 'reconstruction']);
     // L_vq = L1 + λ_p·perceptual + codebook + β·commitment with the quantizer's β = 0.25 and no GAN (no critic).
     expect(parts.total).toBeCloseTo(parts.r + parts.p + parts.c + 0.25 * parts.k, 4);
+    // The loss trains the decoder, the codebook and the encoder (intermediates disposed inside the tape are safe).
+    const stage = tokenizerPretraining(m, { steps: 1 });
+    const named = m.tokenizer.namedTrainableVariables();
+    const norms = tf.tidy(() => {
+      const { grads } = tf.variableGrads(
+        () => stage.loss({ images, captions: [[65], [66]] }, ctx(m)).total,
+        named.map(([, v]) => v),
+      );
+      return Object.fromEntries(named.map(([n, v]) => [n, grads[v.name] ? tf.norm(grads[v.name]).dataSync()[0] : 0]));
+    });
+    for (const n of ['decoder.conv_out.weight', 'quantize.embedding', 'encoder.conv_in.weight']) expect(norms[n], n).toBeGreaterThan(0);
     images.dispose();
     m.dispose();
   });

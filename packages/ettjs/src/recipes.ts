@@ -70,6 +70,25 @@ function vqConfigFor(model: ETTModel, config: VqObjectiveConfigInput | undefined
   return { critic, cfg: critic ? (config ?? {}) : { ...config, weights: { ...config?.weights, gan: 0 } } };
 }
 
+/** `L_vq` of a batch from its tokenizer output [P Eq. 1]: decode, then the paper's combiner. */
+function vqLoss(model: ETTModel, images: tf.Tensor4D, tokens: TokenizerOutput, config: VqObjectiveConfigInput | undefined, step: number) {
+  const reconstructions = model.tokenizer.decode(tokens.quantized);
+  const { cfg, critic } = vqConfigFor(model, config);
+  const vq = vqObjective(
+    {
+      inputs: images,
+      reconstructions,
+      quantizerLosses: tokens.losses,
+      quantizerLossWeights: lossWeightsOf(tokens),
+      discriminator: critic?.disc,
+    },
+    cfg,
+    { step },
+  );
+  reconstructions.dispose(); // the tape keeps its own copy for the backward pass
+  return vq;
+}
+
 /**
  * The discriminator half of a stage (hinge + LeCAM [IBQ]), stepping before the generator, and the
  * commit of the LeCAM anchors, which must happen after the step, outside the tape.
@@ -118,24 +137,9 @@ export function tokenizerPretraining(model: ETTModel, o: RecipeOptions): Stage<E
     loss: (batch, ctx) => {
       setTokenizerTraining(model, true);
       const tokens = model.tokenizer.encode(batch.images);
-      const reconstructions = model.tokenizer.decode(tokens.quantized);
-      const { cfg, critic } = vqConfigFor(model, o.vq);
-      const vq = vqObjective(
-        {
-          inputs: batch.images,
-          reconstructions,
-          quantizerLosses: tokens.losses,
-          quantizerLossWeights: lossWeightsOf(tokens),
-          discriminator: critic?.disc,
-        },
-        cfg,
-        {
-          step: ctx.step,
-        },
-      );
+      const vq = vqLoss(model, batch.images, tokens, o.vq, ctx.step);
       const stats = { ...tokens.stats };
       disposeTokens(tokens);
-      reconstructions.dispose();
       return { total: vq.total, components: vq.components, stats };
     },
     optimizer: { kind: 'adam', lr, betas: IBQ_ADAM_BETAS },
@@ -223,24 +227,10 @@ export function semantic(model: ETTModel, o: RecipeOptions & { arm?: Arm; alpha?
       // One encode feeds both terms, so caption and reconstruction gradients meet in the same codes.
       const { logits, targets, tokens } = model.captionForward(batch.images, batch.captions);
       const ce = captionLoss(logits, targets, { shift: false });
-      const reconstructions = model.tokenizer.decode(tokens.quantized);
-      const { cfg, critic } = vqConfigFor(model, o.vq);
-      const vq = vqObjective(
-        {
-          inputs: batch.images,
-          reconstructions,
-          quantizerLosses: tokens.losses,
-          quantizerLossWeights: lossWeightsOf(tokens),
-          discriminator: critic?.disc,
-        },
-        cfg,
-        {
-          step: ctx.step,
-        },
-      );
+      const vq = vqLoss(model, batch.images, tokens, o.vq, ctx.step);
       const total = ettObjective({ caption: ce.loss, vq }, { alpha }, { step: ctx.stageStep });
       const stats = { ...tokens.stats };
-      tf.dispose([logits, targets, reconstructions, vq.total, ...Object.values(vq.components)]);
+      tf.dispose([logits, targets, vq.total, ...Object.values(vq.components)]);
       disposeTokens(tokens);
       return { total: total.total, components: { ...total.components, accuracy: ce.accuracy }, stats };
     },
