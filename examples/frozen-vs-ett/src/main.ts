@@ -21,6 +21,7 @@ import {
   resolveExperimentConfig,
   semantic,
   syntheticSource,
+  textPretraining,
   tokenizerPretraining,
 } from 'ettjs';
 
@@ -30,6 +31,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '5' },
     'tokenizer-steps': { type: 'string' },
     'alignment-steps': { type: 'string' },
+    'text-steps': { type: 'string', default: '150' },
     'eval-samples': { type: 'string', default: '8' },
     'batch-size': { type: 'string', default: '8' },
     gan: { type: 'string', default: 'on' },
@@ -39,7 +41,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   console.log(
-    'usage: node dist/main.js [--seeds 1] [--steps 5] [--tokenizer-steps <steps>] [--alignment-steps <steps>] [--eval-samples 8]\n' +
+    'usage: node dist/main.js [--seeds 1] [--steps 5] [--text-steps 150] [--tokenizer-steps <steps>] [--alignment-steps <steps>] [--eval-samples 8]\n' +
       '                         [--batch-size 8] [--gan on|off] [--out runs/frozen-vs-ett/results.md]\n' +
       '  --steps is the stage-2 steps of every arm, and the default of the other two stages',
   );
@@ -56,6 +58,7 @@ const steps = int(args.steps, 'steps');
 const tokenizerSteps = int(args['tokenizer-steps'] ?? args.steps, 'tokenizer-steps');
 const alignmentSteps = int(args['alignment-steps'] ?? args.steps, 'alignment-steps');
 const evalSamples = int(args['eval-samples'], 'eval-samples');
+const textSteps = int(args['text-steps'], 'text-steps');
 
 /** One row of the comparison: a stage-2 arm and its α. */
 interface Row {
@@ -112,7 +115,7 @@ for (let seed = 0; seed < seeds; seed++) {
     seed,
     batchSize: int(args['batch-size'], 'batch-size'),
     gan: args.gan === 'on' ? resolveExperimentConfig().gan : false,
-    steps: { tokenizer: tokenizerSteps, alignment: alignmentSteps, semantic: steps },
+    steps: { text: textSteps, tokenizer: tokenizerSteps, alignment: alignmentSteps, semantic: steps },
     evalSamples,
     progress: 'none',
   });
@@ -123,9 +126,11 @@ for (let seed = 0; seed < seeds; seed++) {
   let stage0: Record<string, tf.Tensor> = {};
   let stage1: Record<string, tf.Tensor> = {};
   try {
+    // The LM learns the caption text first (the paper starts from a pretrained LM).
+    await train(base, c, data, textPretraining(base, { steps: c.steps.text, lr: c.lr.text }), seed + 3);
     await train(base, c, data, tokenizerPretraining(base, { steps: c.steps.tokenizer, lr: c.lr.tokenizer }), seed);
-    // The stage-0 tokenizer (and the critic that trained it): every arm starts from these weights.
-    stage0 = snapshot(base, (k) => k.startsWith('tokenizer.') || k.startsWith('discriminator.'));
+    // The stage-0 tokenizer (and the critic that trained it) and the text-pretrained LM: every arm starts from these weights.
+    stage0 = snapshot(base, (k) => k.startsWith('tokenizer.') || k.startsWith('discriminator.') || k.startsWith('lm.'));
     console.log(`seed ${seed}: stage 1 (projector alignment), shared by the codebook-embedding arms`);
     await train(base, c, data, alignment(base, { steps: c.steps.alignment, lr: c.lr.alignment }), seed + 1);
     record('after stage 1 (frozen tokenizer)', await evaluateModel(base, evalSet));

@@ -21,7 +21,7 @@ const tiny = (runDir: string) => ({
     maxPositionEmbeddings: 96,
   },
   gan: { baseChannels: 8, layers: 1 },
-  steps: { tokenizer: 2, alignment: 2, semantic: 2 },
+  steps: { text: 2, tokenizer: 2, alignment: 2, semantic: 2 },
   evalSamples: 2,
   progress: 'none' as const,
 });
@@ -47,7 +47,7 @@ describe('runExperiment', () => {
       expect(Number.isFinite(a.psnr)).toBe(true);
       expect(a.codeCounts.reduce((s, c) => s + c, 0)).toBe(2 * 16); // every visual token counted once
     }
-    for (const d of ['stage0-tokenizer', 'stage1-alignment', 'stage2-frozen-embedding', 'stage2-ett']) {
+    for (const d of ['lm-text', 'stage0-tokenizer', 'stage1-alignment', 'stage2-frozen-embedding', 'stage2-ett']) {
       expect(stepLines(path.join(dir, d, 'metrics.jsonl')), d).toBe(2);
       expect(fs.readFileSync(path.join(dir, d, 'latest'), 'utf8').trim()).toMatch(/step-0+2/);
     }
@@ -76,7 +76,7 @@ describe('ett CLI', () => {
     const { runCli, UsageError } = await import('./cli-commands');
     const { encodePng, SyntheticTextImages } = await import('@ettjs/data');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-cli-'));
-    const cfg = { ...tiny(dir), arms: ['ett'], steps: { tokenizer: 1, alignment: 1, semantic: 1 } };
+    const cfg = { ...tiny(dir), arms: ['ett'], steps: { text: 1, tokenizer: 1, alignment: 1, semantic: 1 } };
     fs.writeFileSync(path.join(dir, 'cfg.json'), JSON.stringify(cfg));
     const out: string[] = [];
     const log = console.log;

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GanCritic } from './critic';
 import { ETTModel } from './ett-model';
 import { type EvalReport, type EvalSample, evaluateModel } from './evaluate';
-import { type Arm, alignment, type ETTBatch, semantic, tokenizerPretraining } from './recipes';
+import { type Arm, alignment, type ETTBatch, semantic, textPretraining, tokenizerPretraining } from './recipes';
 import { type MetricRecord, type ReportImage, readMetricsLog, writeReport } from './report';
 
 /** A run of the ETT recipe on the embedded synthetic data: stage 0 → 1 → 2 for each arm. */
@@ -35,9 +35,9 @@ export interface ExperimentConfig {
   lm: Partial<LMConfig>;
   /** PatchGAN discriminator (L_vq's GAN term) or false to leave the GAN out. Defaults to a small one. */
   gan: Partial<PatchDiscriminatorConfig> | false;
-  /** Steps and peak learning rates per stage. */
-  steps: { tokenizer: number; alignment: number; semantic: number };
-  lr: { tokenizer: number; alignment: number; semantic: number };
+  /** Steps and peak learning rates per stage (`text`: the LM's caption-only pretraining, see `textPretraining`). */
+  steps: { text: number; tokenizer: number; alignment: number; semantic: number };
+  lr: { text: number; tokenizer: number; alignment: number; semantic: number };
   /** Validation samples scored at the end of each arm. Defaults to 32. */
   evalSamples: number;
   /** Progress display. Defaults to 'auto'. */
@@ -68,8 +68,8 @@ export const QUICKSTART_CONFIG: ExperimentConfig = {
   // stage and term, far too short for the captions to become good (`--scale` lengthens it). The
   // paper's learning rates are for 1024-image batches and billions of tokens; a CPU run of a few
   // hundred steps needs larger ones to move at all.
-  steps: { tokenizer: 60, alignment: 40, semantic: 40 },
-  lr: { tokenizer: 2e-3, alignment: 2e-3, semantic: 1e-3 },
+  steps: { text: 150, tokenizer: 60, alignment: 40, semantic: 40 },
+  lr: { text: 2e-3, tokenizer: 2e-3, alignment: 2e-3, semantic: 1e-3 },
   evalSamples: 32,
   progress: 'auto',
 };
@@ -203,6 +203,16 @@ export async function runExperiment(
   const model = buildModel(c, 'frozen-embedding');
   const images: ReportImage[] = [];
   try {
+    log(`LM text pretraining on the captions, ${c.steps.text} steps`);
+    await runStages(
+      model,
+      data,
+      c,
+      path.join(c.runDir, 'lm-text'),
+      [textPretraining(model, { steps: c.steps.text, lr: c.lr.text })],
+      c.seed + 3,
+      resume,
+    );
     log(`stage 0: tokenizer pretraining, ${c.steps.tokenizer} steps`);
     await runStages(
       model,
@@ -262,14 +272,16 @@ export async function runExperiment(
     } finally {
       tf.dispose(Object.values(afterStage1));
     }
-    const metrics: MetricRecord[] = ['stage0-tokenizer', 'stage1-alignment', ...c.arms.map((a) => `stage2-${a}`)].flatMap((d) => {
-      const f = path.join(c.runDir, d, 'metrics.jsonl');
-      return fs.existsSync(f)
-        ? readMetricsLog(f)
-            .filter((r) => r.type === 'step')
-            .map((r) => ({ ...r, stage: d }))
-        : [];
-    });
+    const metrics: MetricRecord[] = ['lm-text', 'stage0-tokenizer', 'stage1-alignment', ...c.arms.map((a) => `stage2-${a}`)].flatMap(
+      (d) => {
+        const f = path.join(c.runDir, d, 'metrics.jsonl');
+        return fs.existsSync(f)
+          ? readMetricsLog(f)
+              .filter((r) => r.type === 'step')
+              .map((r) => ({ ...r, stage: d }))
+          : [];
+      },
+    );
     const rows = [
       ['after stage 1 (frozen tokenizer)', beforeSemantic] as const,
       ...arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const),

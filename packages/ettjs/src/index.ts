@@ -1,7 +1,7 @@
 export { ETTModel, ETTModelError, disposeTokens } from './ett-model';
 export type { CaptionOptions, ETTModelParts } from './ett-model';
 export { GanCritic } from './critic';
-export { ARMS, alignment, postTrainingChat, postTrainingGen, semantic, tokenizerPretraining } from './recipes';
+export { ARMS, alignment, postTrainingChat, postTrainingGen, semantic, textPretraining, tokenizerPretraining } from './recipes';
 export type { Arm, ETTBatch, RecipeOptions } from './recipes';
 export { IGNORE_INDEX, SequenceLengthError, buildCaptionSequences, buildGenerationSequences } from './sequence';
 export type { CaptionSequences, GenerationSequences, SpecialIds } from './sequence';

@@ -5,7 +5,7 @@ import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { ETTModel } from './ett-model';
-import { semantic, tokenizerPretraining } from './recipes';
+import { semantic, textPretraining, tokenizerPretraining } from './recipes';
 
 function model(quantizer: 'vq' | 'ibq') {
   const text = new ByteTokenizer();
@@ -80,6 +80,9 @@ describe('recipes', () => {
     expect(names(ett)).toEqual(expect.arrayContaining(['caption', 'vq', 'vq.reconstruction', 'vq.quant']));
     expect(names(captionOnly)).toEqual(['accuracy', 'caption']);
     expect(names(frozen)).toEqual(['accuracy', 'caption']);
+    const text = textPretraining(m, { steps: 1 });
+    expect(text.trainable).toEqual(['lm']);
+    expect(names(text)).toEqual(['accuracy', 'text']);
     images.dispose();
     m.dispose();
   });

@@ -11,6 +11,7 @@ import { IBQ_ADAM_BETAS, type LossOutput, type OptimizerOptions, type Schedule, 
 import type { TokenizerOutput } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { GanCritic } from './critic';
+import { IGNORE_INDEX } from './sequence';
 import { disposeTokens, type ETTModel } from './ett-model';
 
 /** A training batch: images NHWC in [-1, 1] and their tokenised captions (no specials). */
@@ -171,6 +172,42 @@ function lmOptimizer(lr: number): OptimizerOptions {
 }
 
 const PAPER_LM_SCHEDULE: Schedule = { kind: 'warmup-cosine', warmupRatio: 0.03 };
+
+/**
+ * LM text pretraining on the captions alone (`[BOS] caption [EOS]`), LM only. The paper starts
+ * from a pretrained Qwen2.5; a toy LM built from scratch must learn its text first, or stage 1
+ * aligns the projector to a random model (PAPER.md §5, "Pretrain it on the caption text alone").
+ */
+export function textPretraining(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
+  const { bos, eos, pad } = model.ids;
+  return {
+    name: 'text',
+    steps: o.steps,
+    trainable: ['lm'],
+    loss: (batch) => {
+      const T = Math.max(...batch.captions.map((c) => c.length)) + 2;
+      const rows = batch.captions.map((c) => [bos, ...c, eos, ...new Array(T - c.length - 2).fill(pad)]);
+      const labels = batch.captions.map((c) => [bos, ...c, eos, ...new Array(T - c.length - 2).fill(IGNORE_INDEX)]);
+      const ids = tf.tensor2d(rows, [rows.length, T], 'int32');
+      const mask = tf.tensor2d(
+        rows.map((r, i) => r.map((_, j) => (j < batch.captions[i].length + 2 ? 1 : 0))),
+        [rows.length, T],
+        'int32',
+      );
+      const y = tf.tensor2d(labels, [rows.length, T], 'int32');
+      const { logits } = model.lm.forward({ inputsEmbeds: model.lm.embed(ids), attentionMask: mask });
+      const ce = captionLoss(logits, y); // HF-aligned labels: shifted inside
+      tf.dispose([ids, mask, y, logits]);
+      return { total: ce.loss, components: { text: ce.loss, accuracy: ce.accuracy } };
+    },
+    optimizer: lmOptimizer(o.lr ?? 1e-3),
+    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
+    gradAccumulation: o.gradAccumulation,
+    clipNorm: o.clipNorm ?? 1,
+    evalEvery: o.evalEvery,
+    onEval: o.onEval,
+  };
+}
 
 /** Stage 1, alignment: the adapter only, on `L_cap`; tokenizer and LM frozen. Peak lr 4e-5 [P Table 1]. */
 export function alignment(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
