@@ -68,6 +68,7 @@ describe('runExperiment', () => {
 
   it('rejects unknown config keys before doing anything', () => {
     expect(() => resolveExperimentConfig({ stpes: 3 } as never)).toThrow(/unknown key\(s\) stpes/);
+    expect(() => resolveExperimentConfig({ arms: ['frozen-index'] })).toThrow(/arm "frozen-index" is not supported here/);
   });
 });
 

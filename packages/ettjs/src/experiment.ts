@@ -81,6 +81,14 @@ export function resolveExperimentConfig(partial: Partial<ExperimentConfig> = {})
   const unknown = Object.keys(partial).filter((k) => !CONFIG_KEYS.includes(k));
   if (unknown.length > 0) throw new Error(`experiment config: unknown key(s) ${unknown.join(', ')}; known keys: ${CONFIG_KEYS.join(', ')}`);
   const c = { ...QUICKSTART_CONFIG, ...partial };
+  for (const arm of c.arms) {
+    // frozen-index needs its own stage 1 with an IndexEmbedding adapter (examples/frozen-vs-ett does that).
+    if (!['ett', 'frozen-embedding', 'caption-only'].includes(arm)) {
+      throw new Error(
+        `experiment config: arm "${arm}" is not supported here; use ett, frozen-embedding or caption-only (frozen-index: see examples/frozen-vs-ett)`,
+      );
+    }
+  }
   c.steps = { ...QUICKSTART_CONFIG.steps, ...partial.steps };
   c.lr = { ...QUICKSTART_CONFIG.lr, ...partial.lr };
   return c;
@@ -245,10 +253,6 @@ export async function runExperiment(
     const arms: ArmResult[] = [];
     try {
       for (const arm of c.arms) {
-        if (arm === 'frozen-index')
-          throw new Error(
-            "runExperiment: the 'frozen-index' arm needs its own stage 1 (a different adapter); use the frozen-vs-ett example",
-          );
         model.loadStateDict(afterStage1);
         log(`stage 2 (${arm}${arm === 'ett' ? `, α = ${c.alpha}` : ''}): ${c.steps.semantic} steps`);
         await runStages(
