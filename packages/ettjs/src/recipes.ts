@@ -166,12 +166,23 @@ function captionTerms(model: ETTModel, batch: ETTBatch) {
   return { ce, tokens };
 }
 
-function lmOptimizer(lr: number): OptimizerOptions {
-  // Paper: Adam, warmup 3 % then cosine. Decoupled decay 0 keeps it plain Adam as the paper says.
-  return { kind: 'adam', lr };
-}
-
 const PAPER_LM_SCHEDULE: Schedule = { kind: 'warmup-cosine', warmupRatio: 0.03 };
+
+/**
+ * Optimisation settings shared by the LM stages: Adam (the paper; no decoupled decay), warmup 3 %
+ * then cosine, global-norm clip 1.0, and the caller's accumulation and evaluation hooks.
+ */
+function lmStageOptions(o: RecipeOptions, lr: number) {
+  const optimizer: OptimizerOptions = { kind: 'adam', lr };
+  return {
+    optimizer,
+    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
+    gradAccumulation: o.gradAccumulation,
+    clipNorm: o.clipNorm ?? 1,
+    evalEvery: o.evalEvery,
+    onEval: o.onEval,
+  };
+}
 
 /**
  * LM text pretraining on the captions alone (`[BOS] caption [EOS]`), LM only. The paper starts
@@ -200,12 +211,7 @@ export function textPretraining(model: ETTModel, o: RecipeOptions): Stage<ETTBat
       tf.dispose([ids, mask, y, logits]);
       return { total: ce.loss, components: { text: ce.loss, accuracy: ce.accuracy } };
     },
-    optimizer: lmOptimizer(o.lr ?? 1e-3),
-    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
-    gradAccumulation: o.gradAccumulation,
-    clipNorm: o.clipNorm ?? 1,
-    evalEvery: o.evalEvery,
-    onEval: o.onEval,
+    ...lmStageOptions(o, o.lr ?? 1e-3),
   };
 }
 
@@ -222,12 +228,7 @@ export function alignment(model: ETTModel, o: RecipeOptions): Stage<ETTBatch> {
       disposeTokens(tokens);
       return { total: ce.loss, components: { caption: ce.loss, accuracy: ce.accuracy }, stats };
     },
-    optimizer: lmOptimizer(o.lr ?? 4e-5),
-    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
-    gradAccumulation: o.gradAccumulation,
-    clipNorm: o.clipNorm ?? 1,
-    evalEvery: o.evalEvery,
-    onEval: o.onEval,
+    ...lmStageOptions(o, o.lr ?? 4e-5),
   };
 }
 
@@ -271,10 +272,7 @@ export function semantic(model: ETTModel, o: RecipeOptions & { arm?: Arm; alpha?
       disposeTokens(tokens);
       return { total: total.total, components: { ...total.components, accuracy: ce.accuracy }, stats };
     },
-    optimizer: lmOptimizer(lr),
-    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
-    gradAccumulation: o.gradAccumulation,
-    clipNorm: o.clipNorm ?? 1,
+    ...lmStageOptions(o, lr),
     discriminator: critic?.spec,
     afterStep: tuneTokenizer
       ? () => {
@@ -282,8 +280,6 @@ export function semantic(model: ETTModel, o: RecipeOptions & { arm?: Arm; alpha?
           tokenizerAfterStep(model);
         }
       : undefined,
-    evalEvery: o.evalEvery,
-    onEval: o.onEval,
   };
 }
 
@@ -317,11 +313,6 @@ export function postTrainingGen(model: ETTModel, o: RecipeOptions): Stage<ETTBat
       tf.dispose([logits, targets]);
       return { total: ce.loss, components: { visual: ce.loss, accuracy: ce.accuracy } };
     },
-    optimizer: lmOptimizer(o.lr ?? 2e-5),
-    schedule: o.schedule ?? PAPER_LM_SCHEDULE,
-    gradAccumulation: o.gradAccumulation,
-    clipNorm: o.clipNorm ?? 1,
-    evalEvery: o.evalEvery,
-    onEval: o.onEval,
+    ...lmStageOptions(o, o.lr ?? 2e-5),
   };
 }
