@@ -63,6 +63,7 @@ export function formatDoctorReport(r: DoctorReport): string {
     `chosen by    ${b.source}: ${b.reason}`,
     `threads      ${b.threads ?? 'libtensorflow decides'}`,
     `SIMD         ${b.simd == null ? 'n/a' : b.simd ? 'yes' : 'no'}`,
+    `native       ${b.native == null ? 'n/a' : b.native.loaded ? `${b.native.isa}, ${b.native.threads} threads (${b.native.detail})` : `off: ${b.native.detail}`}`,
     `tfjs-core    ${r.tfjsCore}, gradients ${r.gradients ? 'registered' : 'MISSING'}`,
     `node         ${r.node} ${r.platform}, ${r.cores} cores`,
     `GPU          ${r.gpu.visible ? `${r.gpu.devices.join(', ') || 'NVIDIA GPU'} (driver ${r.gpu.driver ?? '?'})` : 'none'}: ${r.gpu.detail}`,

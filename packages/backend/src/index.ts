@@ -7,3 +7,6 @@ export type { GpuInfo } from './gpu';
 export { BackendInitError, importOptional, initBackend, lastBackendReport } from './init';
 export type { BackendAttempt, BackendName, BackendReport, InitBackendOptions, ModuleLoader } from './init';
 export { registerWasmTrainingKernels } from './wasm-kernels/index';
+export type { WasmKernelOptions } from './wasm-kernels/index';
+export { nativeStatus } from './native/load';
+export type { NativeStatus } from './native/load';

@@ -3,14 +3,18 @@ import { fastBatchMatMul } from './batch-mat-mul';
 import { conv2dBackpropFilter } from './conv2d-backprop-filter';
 import { conv2dBackpropInput } from './conv2d-backprop-input';
 import { cpuFallback } from './cpu-fallback';
+import { loadNative } from '../native/load';
+import { nativeBatchMatMul, nativeConv2D, nativeConv2DBackpropFilter, nativeConv2DBackpropInput, setNativeAddon } from './native';
 import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
 import { unsortedSegmentSum } from './unsorted-segment-sum';
 
 /** Why each wasm kernel is replaced or added (also printed by doctor()). */
 export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
-  [tf.Conv2DBackpropFilter]: 'missing in tfjs-backend-wasm; conv of transposed inputs (XNNPACK)',
-  [tf.Conv2DBackpropInput]: 'stock kernel ~3.5 GFLOP/s; conv of the zero-inserted dy with the flipped filter (XNNPACK)',
-  [tf.BatchMatMul]: 'transposed/batched matmuls ran at ~2 GFLOP/s; explicit transposes + batch-1 XNNPACK matmuls',
+  [tf.Conv2D]: 'XNNPACK ~30-60 GFLOP/s; native im2col + GEMM when the native kernels are loaded, else stock',
+  [tf.Conv2DBackpropFilter]: 'missing in tfjs-backend-wasm; native im2col + GEMM, else a conv of transposed inputs (XNNPACK)',
+  [tf.Conv2DBackpropInput]:
+    'stock kernel ~3.5 GFLOP/s; native GEMM + col2im, else a conv of the zero-inserted dy with the flipped filter (XNNPACK)',
+  [tf.BatchMatMul]: 'transposed/batched matmuls ran at ~2 GFLOP/s; native batched GEMM, else explicit transposes + batch-1 XNNPACK matmuls',
   [tf.UnsortedSegmentSum]: 'missing (no embedding gradient); scatterND',
   [tf.ResizeNearestNeighborGrad]: 'wrong for batch > 1 (and so is cpu); scatterND over the forward index map',
   [tf.MaxPoolGrad]: 'wrong for channels > 1; runs the cpu kernel on copies',
@@ -27,27 +31,39 @@ function replace(config: tf.KernelConfig): void {
   tf.registerKernel(config);
 }
 
+export interface WasmKernelOptions {
+  /**
+   * Run BatchMatMul and the convolutions on the native kernels shipped in this package (AVX2/AVX-512
+   * GEMM, linux-x64) when they load; false keeps every kernel in WASM. Default true; ETT_NATIVE=0 also
+   * turns them off. Each call sets it anew.
+   */
+  native?: boolean;
+}
+
 /**
  * Registers the training kernels for the 'wasm' backend only (idempotent; other backends are not
  * touched). Must run after '@tensorflow/tfjs-backend-wasm' is loaded (it registers the stock
  * kernels) and before `setBackend('wasm')` first runs the kernels' setup functions.
  * Returns the names of the kernels it registered.
  */
-export function registerWasmTrainingKernels(): string[] {
+export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): string[] {
+  setNativeAddon(options.native === false ? null : loadNative().addon);
   const g = globalThis as WithFlag;
   if (g[KEY] != null) return [...g[KEY]];
   const stockMatMul = tf.getKernel(tf.BatchMatMul, 'wasm');
-  if (stockMatMul == null) {
+  const stockConv = tf.getKernel(tf.Conv2D, 'wasm');
+  if (stockMatMul == null || stockConv == null) {
     throw new Error(
-      "registerWasmTrainingKernels: the wasm BatchMatMul kernel is not registered. Import '@tensorflow/tfjs-backend-wasm' first.",
+      "registerWasmTrainingKernels: the wasm BatchMatMul/Conv2D kernels are not registered. Import '@tensorflow/tfjs-backend-wasm' first.",
     );
   }
   const wasmKernel = (kernelName: string, kernelFunc: tf.KernelFunc): tf.KernelConfig => ({ kernelName, backendName: 'wasm', kernelFunc });
   const configs: tf.KernelConfig[] = [
-    wasmKernel(tf.Conv2DBackpropFilter, conv2dBackpropFilter as unknown as tf.KernelFunc),
-    wasmKernel(tf.Conv2DBackpropInput, conv2dBackpropInput as unknown as tf.KernelFunc),
-    // Keep the stock setupFunc: it cwraps the wasm function the stock kernelFunc calls.
-    { ...stockMatMul, kernelFunc: fastBatchMatMul(stockMatMul.kernelFunc) },
+    wasmKernel(tf.Conv2DBackpropFilter, nativeConv2DBackpropFilter(conv2dBackpropFilter as unknown as tf.KernelFunc)),
+    wasmKernel(tf.Conv2DBackpropInput, nativeConv2DBackpropInput(conv2dBackpropInput as unknown as tf.KernelFunc)),
+    // Keep the stock setupFuncs: they cwrap the wasm functions the stock kernelFuncs call.
+    { ...stockMatMul, kernelFunc: nativeBatchMatMul(fastBatchMatMul(stockMatMul.kernelFunc)) },
+    { ...stockConv, kernelFunc: nativeConv2D(stockConv.kernelFunc) },
     wasmKernel(tf.UnsortedSegmentSum, unsortedSegmentSum as unknown as tf.KernelFunc),
     wasmKernel(tf.ResizeNearestNeighborGrad, resizeNearestNeighborGrad as unknown as tf.KernelFunc),
     wasmKernel(tf.MaxPoolGrad, cpuFallback(tf.MaxPoolGrad)),
@@ -58,7 +74,10 @@ export function registerWasmTrainingKernels(): string[] {
   configs.forEach(replace);
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
-  if (running != null) stockMatMul.setupFunc?.(running);
+  if (running != null) {
+    stockMatMul.setupFunc?.(running);
+    stockConv.setupFunc?.(running);
+  }
   g[KEY] = configs.map((c) => c.kernelName);
   return [...g[KEY]];
 }

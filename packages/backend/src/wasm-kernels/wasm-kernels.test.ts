@@ -2,9 +2,12 @@
 // independent references (naive float64 loops, adjoint identities, hand-derived gradients): the cpu
 // backend is not a safe reference everywhere (its resizeNearestNeighbor gradient is wrong for batch > 1).
 // All wasm tests live in this one file: the threaded backend starts once per process.
+import fs from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type BackendReport, initBackend } from '../init';
+import { type NativeAddon, loadNative } from '../native/load';
+import { activeNativeAddon, setNativeAddon } from './native';
 
 let report: BackendReport;
 beforeAll(async () => {
@@ -132,6 +135,22 @@ describe('wasm backend with threads', () => {
     );
   });
 
+  it('loads the native kernels where the platform and CPU allow, sized to the WASM threads, and says why not elsewhere', () => {
+    const flags = process.platform === 'linux' ? (/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '') : '';
+    const avx2 = /\bavx2\b/.test(flags) && /\bfma\b/.test(flags);
+    const avx512 = avx2 && ['avx512f', 'avx512bw', 'avx512dq', 'avx512vl'].every((f) => new RegExp(`\\b${f}\\b`).test(flags));
+    expect(report.native).not.toBeNull();
+    if (process.platform === 'linux' && process.arch === 'x64' && avx2 && process.env['ETT_NATIVE'] !== '0') {
+      expect(report.native!.loaded).toBe(true);
+      expect(report.native!.isa).toBe(avx512 ? 'avx512' : 'avx2');
+      expect(report.native!.threads).toBe(2);
+      expect(report.attempts.at(-1)!.detail).toContain(`native ${report.native!.isa} kernels`);
+    } else {
+      expect(report.native!.loaded).toBe(false);
+      expect(report.native!.detail.length).toBeGreaterThan(10);
+    }
+  });
+
   it('registers the kernels for wasm only', () => {
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
     // cpu keeps its own kernels: the patched ones would be slower copies there.
@@ -140,7 +159,41 @@ describe('wasm backend with threads', () => {
   });
 });
 
-describe('conv2d gradients (wasm vs cpu vs naive float64)', () => {
+// The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
+// the pure-WASM kernels they fall back to.
+// The native path counts its calls, so a silent fallback to WASM fails the test.
+const nativeCalls = { gemm: 0, conv2d: 0 };
+function countingAddon(): NativeAddon | null {
+  const addon = loadNative().addon;
+  if (addon == null) return null;
+  return {
+    ...addon,
+    gemm: (...args: Parameters<NativeAddon['gemm']>) => {
+      nativeCalls.gemm++;
+      addon.gemm(...args);
+    },
+    conv2d: (...args: Parameters<NativeAddon['conv2d']>) => {
+      nativeCalls.conv2d++;
+      addon.conv2d(...args);
+    },
+  };
+}
+const KERNEL_PATHS = [
+  { path: 'native', addon: countingAddon },
+  { path: 'wasm-only', addon: () => null },
+];
+afterAll(() => {
+  if (loadNative().addon != null) {
+    expect(nativeCalls.gemm, 'native gemm calls').toBeGreaterThan(10);
+    expect(nativeCalls.conv2d, 'native conv2d calls').toBeGreaterThan(20);
+  }
+});
+
+describe.each(KERNEL_PATHS)('conv2d gradients (wasm vs cpu vs naive float64), $path kernels', ({ addon }) => {
+  const saved = activeNativeAddon();
+  beforeAll(() => setNativeAddon(addon()));
+  afterAll(() => setNativeAddon(saved));
+
   it.each(CONV_CASES)('k$k s$s $pad on 2x7x6x3 -> 4', async (c) => {
     const x = randn(c.b * c.h * c.w * c.ci, 1);
     const w = randn(c.k * c.k * c.ci * c.co, 2);
@@ -190,9 +243,49 @@ describe('conv2d gradients (wasm vs cpu vs naive float64)', () => {
     expectClose(gy!, ref.y);
     expectClose(gw!, ref.dw);
   });
+
+  it.each([
+    { b: 2, h: 16, w: 16, ci: 16, co: 16, k: 3, s: 2, pad: 'same' as const, limit: 0 },
+    { b: 2, h: 9, w: 8, ci: 5, co: 6, k: 3, s: 1, pad: 'same' as const, limit: 1000 },
+    { b: 3, h: 10, w: 10, ci: 4, co: 8, k: 4, s: 2, pad: 'valid' as const, limit: 300 },
+  ])('$h x $w x $ci -> $co k$k s$s $pad, im2col buffer limit $limit (0 = default): value and both gradients', async (c) => {
+    const native = activeNativeAddon();
+    const previous = c.limit > 0 && native != null ? native.setScratchLimit(c.limit) : null;
+    try {
+      const x = randn(c.b * c.h * c.w * c.ci, 21);
+      const w = randn(c.k * c.k * c.ci * c.co, 22);
+      const { oh, ow } = geometry(c);
+      const dy = randn(c.b * oh * ow * c.co, 23);
+      const [y, gx, gw] = await on('wasm', () => {
+        const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
+        const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
+        const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
+        const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
+        )([xt, wt]);
+        return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
+      });
+      const ref = naiveConvGrads(c, x, w, dy);
+      expectClose(y!, ref.y);
+      expectClose(gx!, ref.dx);
+      expectClose(gw!, ref.dw);
+    } finally {
+      if (previous != null) native!.setScratchLimit(previous);
+    }
+  });
+
+  it('dilated conv2d forward (dilation 2) matches cpu', async () => {
+    const x = randn(2 * 9 * 9 * 3, 24);
+    const w = randn(3 * 3 * 3 * 5, 25);
+    await sameOnBoth(() => [tf.conv2d(tf.tensor4d(x, [2, 9, 9, 3]), tf.tensor4d(w, [3, 3, 3, 5]), 1, 'same', 'NHWC', 2)]);
+  });
 });
 
-describe('attention and dense matmuls', () => {
+describe.each(KERNEL_PATHS)('attention and dense matmuls, $path kernels', ({ addon }) => {
+  const saved = activeNativeAddon();
+  beforeAll(() => setNativeAddon(addon()));
+  afterAll(() => setNativeAddon(saved));
+
   function naiveMatMul(
     a: Float32Array,
     b: Float32Array,
@@ -230,6 +323,27 @@ describe('attention and dense matmuls', () => {
     const a = randn(g * m * k, 7);
     const b = randn(g * k * n, 8);
     const [out] = await sameOnBoth(() => [
+      tf.matMul(tf.tensor3d(a, ta ? [g, k, m] : [g, m, k]), tf.tensor3d(b, tb ? [g, n, k] : [g, k, n]), ta, tb),
+    ]);
+    expectClose(out!, naiveMatMul(a, b, g, m, k, n, ta, tb));
+  });
+
+  it.each([
+    { g: 8, m: 64, k: 64, n: 64, ta: false, tb: true },
+    { g: 1, m: 8, k: 64, n: 2000, ta: true, tb: false },
+    { g: 1, m: 300, k: 100, n: 50, ta: true, tb: true },
+    { g: 2, m: 200, k: 33, n: 70, ta: false, tb: false },
+  ])('multi-threaded sizes: [$g, $m, $k] x [$k, $n] transposeA=$ta transposeB=$tb match a naive float64 matmul', async ({
+    g,
+    m,
+    k,
+    n,
+    ta,
+    tb,
+  }) => {
+    const a = randn(g * m * k, 15);
+    const b = randn(g * k * n, 16);
+    const [out] = await on('wasm', () => [
       tf.matMul(tf.tensor3d(a, ta ? [g, k, m] : [g, m, k]), tf.tensor3d(b, tb ? [g, n, k] : [g, k, n]), ta, tb),
     ]);
     expectClose(out!, naiveMatMul(a, b, g, m, k, n, ta, tb));

@@ -1,0 +1,501 @@
+// Native CPU kernels for @ettjs/backend: single-precision GEMM (Eigen's blocked kernels) and
+// im2col convolutions, run on a small thread pool, reading and writing tfjs-backend-wasm's heap
+// in place. Built by native/build.mjs once per instruction set (x86-64-v3 = AVX2+FMA, x86-64-v4 =
+// AVX-512); the JavaScript loader picks the file the CPU supports, so no instruction beyond it runs.
+//
+// Every entry point takes the heap as a Float32Array and element offsets into it, so no data is
+// copied between JavaScript and C++. Shapes are validated in JavaScript (src/native/); here they are
+// only checked against the heap's length, so a wrong call throws instead of writing out of bounds.
+#define EIGEN_DONT_PARALLELIZE
+#include <node_api.h>
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using MatRM = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const MatRM, Eigen::Unaligned, Eigen::OuterStride<>>;
+using Map = Eigen::Map<MatRM, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// ---------------------------------------------------------------------------------------------
+// Thread pool: `threads - 1` workers plus the calling thread. run(tasks, fn) calls fn(i) for
+// i < tasks, spread over the threads, and returns when all are done.
+
+class Pool {
+ public:
+  explicit Pool(int threads) { resize(threads); }
+  ~Pool() { stop(); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int threads) {
+    stop();
+    threads = std::max(1, std::min(threads, 64));
+    quit_ = false;
+    for (int t = 1; t < threads; t++) workers_.emplace_back([this] { loop(); });
+  }
+
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+  }
+
+  void run(int tasks, const std::function<void(int)>& fn) {
+    if (tasks <= 0) return;
+    if (tasks == 1 || workers_.empty()) {
+      for (int i = 0; i < tasks; i++) fn(i);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      tasks_ = tasks;
+      next_.store(0);
+      pending_ = tasks;
+      generation_++;
+    }
+    wake_.notify_all();
+    work();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return pending_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  void work() {
+    int finished = 0;
+    for (int i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) {
+      (*fn_)(i);
+      finished++;
+    }
+    if (finished > 0) {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_ -= finished;
+      if (pending_ == 0) done_.notify_all();
+    }
+  }
+
+  void loop() {
+    std::uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
+        if (quit_) return;
+        seen = generation_;
+      }
+      work();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  const std::function<void(int)>* fn_ = nullptr;
+  int tasks_ = 0;
+  std::atomic<int> next_{0};
+  int pending_ = 0;
+  std::uint64_t generation_ = 0;
+  bool quit_ = false;
+};
+
+// One pool per process, shared by every Node environment (main thread, workers) that loads the
+// addon; `calls` serialises the entry points, so the pool and the scratch buffer are never shared by
+// two calls at once.
+Pool* pool = nullptr;
+int environments = 0;
+std::mutex calls;
+
+// ---------------------------------------------------------------------------------------------
+// GEMM. C[m, n] (ldc) = op(A)[m, k] * op(B)[k, n], row-major; op(A) = A or Aᵀ (A stored [k, m]).
+
+void gemm_block(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                bool accumulate) {
+  Map C(c, m, n, Eigen::OuterStride<>(ldc));
+  if (k == 0) {
+    if (!accumulate) C.setZero();
+    return;
+  }
+  ConstMap A(a, ta ? k : m, ta ? m : k, Eigen::OuterStride<>(lda));
+  ConstMap B(b, tb ? n : k, tb ? k : n, Eigen::OuterStride<>(ldb));
+  if (accumulate) {
+    if (!ta && !tb) C.noalias() += A * B;
+    else if (ta && !tb) C.noalias() += A.transpose() * B;
+    else if (!ta && tb) C.noalias() += A * B.transpose();
+    else C.noalias() += A.transpose() * B.transpose();
+  } else {
+    if (!ta && !tb) C.noalias() = A * B;
+    else if (ta && !tb) C.noalias() = A.transpose() * B;
+    else if (!ta && tb) C.noalias() = A * B.transpose();
+    else C.noalias() = A.transpose() * B.transpose();
+  }
+}
+
+// Below about this many multiply-adds a product runs on one thread: waking the pool costs more.
+constexpr double kParallelMacs = 1 << 18;
+
+// batch products C[g] = op(A[g]) * op(B[g]) (or C[g] += … when accumulating) with element strides (0 = broadcast). Work is split over
+// the batch when there are enough products, else over rows (or columns when m is small) of each.
+void batched_gemm(int batch, bool ta, bool tb, int m, int n, int k, const float* a, std::int64_t sa, const float* b,
+                  std::int64_t sb, float* c, bool accumulate = false) {
+  const int lda = ta ? m : k, ldb = tb ? k : n;
+  const int threads = pool->size();
+  const double macs = static_cast<double>(m) * n * k * batch;
+  if (threads == 1 || macs < kParallelMacs) {
+    for (int g = 0; g < batch; g++) gemm_block(ta, tb, m, n, k, a + g * sa, lda, b + g * sb, ldb, c + std::int64_t(g) * m * n, n, accumulate);
+    return;
+  }
+  if (batch >= 2 * threads) {
+    pool->run(batch, [&](int g) { gemm_block(ta, tb, m, n, k, a + g * sa, lda, b + g * sb, ldb, c + std::int64_t(g) * m * n, n, accumulate); });
+    return;
+  }
+  // Split each product into `parts` slabs of rows (or columns) in multiples of 16.
+  const bool byRows = m >= n || m >= 64;
+  const int extent = byRows ? m : n;
+  int parts = std::min(threads, std::max(1, extent / 16));
+  const int step = ((extent + parts - 1) / parts + 15) / 16 * 16;
+  parts = (extent + step - 1) / step;
+  pool->run(batch * parts, [&](int task) {
+    const int g = task / parts, p = task % parts;
+    const int lo = p * step, len = std::min(step, extent - lo);
+    const float* ag = a + g * sa;
+    const float* bg = b + g * sb;
+    float* cg = c + std::int64_t(g) * m * n;
+    if (byRows) {
+      // Rows lo.. of op(A): A[lo*lda] untransposed, column offset lo when transposed.
+      gemm_block(ta, tb, len, n, k, ta ? ag + lo : ag + std::int64_t(lo) * lda, lda, bg, ldb, cg + std::int64_t(lo) * n, n, accumulate);
+    } else {
+      gemm_block(ta, tb, m, len, k, ag, lda, tb ? bg + std::int64_t(lo) * ldb : bg + lo, ldb, cg + lo, n, accumulate);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution geometry (NHWC input, HWIO filter), as tfjs's computeConv2DInfo gives it.
+
+struct Conv {
+  int batch, inH, inW, inC, outH, outW, outC, kH, kW, strideH, strideW, dilH, dilW, padTop, padLeft;
+  std::int64_t patch() const { return std::int64_t(kH) * kW * inC; }
+  std::int64_t rows() const { return std::int64_t(batch) * outH * outW; }
+};
+
+// col[r - r0, (ky, kx, ci)] for output positions r0 <= r < r1, r = (b, oy, ox): the input pixel the
+// filter tap reads, 0 in the padding. Rows are split over the pool.
+void im2col(const Conv& cv, const float* x, std::int64_t r0, std::int64_t r1, float* col) {
+  const std::int64_t patch = cv.patch();
+  const int tasks = static_cast<int>(std::min<std::int64_t>(r1 - r0, pool->size() * 4));
+  const std::int64_t per = (r1 - r0 + tasks - 1) / tasks;
+  pool->run(tasks, [&](int t) {
+    const std::int64_t lo = r0 + t * per, hi = std::min(r1, lo + per);
+    for (std::int64_t r = lo; r < hi; r++) {
+      const int ox = static_cast<int>(r % cv.outW), oy = static_cast<int>((r / cv.outW) % cv.outH);
+      const std::int64_t b = r / (std::int64_t(cv.outW) * cv.outH);
+      float* dst = col + (r - r0) * patch;
+      for (int ky = 0; ky < cv.kH; ky++) {
+        const int iy = oy * cv.strideH + ky * cv.dilH - cv.padTop;
+        for (int kx = 0; kx < cv.kW; kx++) {
+          const int ix = ox * cv.strideW + kx * cv.dilW - cv.padLeft;
+          float* d = dst + (std::int64_t(ky) * cv.kW + kx) * cv.inC;
+          if (iy < 0 || iy >= cv.inH || ix < 0 || ix >= cv.inW) std::memset(d, 0, sizeof(float) * cv.inC);
+          else std::memcpy(d, x + ((b * cv.inH + iy) * cv.inW + ix) * cv.inC, sizeof(float) * cv.inC);
+        }
+      }
+    }
+  });
+}
+
+// dx[b, iy, ix, ci] += col[r - r0, (ky, kx, ci)] for the output positions r0 <= r < r1 whose taps
+// read that pixel. Split over channel slices, so no two threads add into the same element.
+void col2im_add(const Conv& cv, const float* col, std::int64_t r0, std::int64_t r1, float* dx) {
+  const std::int64_t patch = cv.patch();
+  const int parts = std::max(1, std::min(pool->size(), cv.inC / 8));
+  const int per = (cv.inC + parts - 1) / parts;
+  pool->run(parts, [&](int p) {
+    const int c0 = p * per, c1 = std::min(cv.inC, c0 + per);
+    for (std::int64_t r = r0; r < r1; r++) {
+      const int ox = static_cast<int>(r % cv.outW), oy = static_cast<int>((r / cv.outW) % cv.outH);
+      const std::int64_t b = r / (std::int64_t(cv.outW) * cv.outH);
+      const float* src = col + (r - r0) * patch;
+      for (int ky = 0; ky < cv.kH; ky++) {
+        const int iy = oy * cv.strideH + ky * cv.dilH - cv.padTop;
+        if (iy < 0 || iy >= cv.inH) continue;
+        for (int kx = 0; kx < cv.kW; kx++) {
+          const int ix = ox * cv.strideW + kx * cv.dilW - cv.padLeft;
+          if (ix < 0 || ix >= cv.inW) continue;
+          const float* s = src + (std::int64_t(ky) * cv.kW + kx) * cv.inC;
+          float* d = dx + ((b * cv.inH + iy) * cv.inW + ix) * cv.inC;
+          for (int ci = c0; ci < c1; ci++) d[ci] += s[ci];
+        }
+      }
+    }
+  });
+}
+
+// A 1×1, stride-1, unpadded conv reads the input as it is: no im2col needed.
+bool isPointwise(const Conv& cv) {
+  return cv.kH == 1 && cv.kW == 1 && cv.strideH == 1 && cv.strideW == 1 && cv.padTop == 0 && cv.padLeft == 0 && cv.outH == cv.inH &&
+         cv.outW == cv.inW;
+}
+
+// The im2col buffer holds at most this many floats (default 2^24 = 64 MB); larger convolutions run in
+// row chunks. setScratchLimit changes it (tests use a tiny one to exercise the chunking).
+std::int64_t scratchFloats = std::int64_t(1) << 24;
+
+std::int64_t chunkRows(const Conv& cv) { return std::max<std::int64_t>(1, std::min(cv.rows(), scratchFloats / cv.patch())); }
+
+float* scratch(std::int64_t n) {
+  static std::vector<float> buf;
+  if (static_cast<std::int64_t>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
+  return buf.data();
+}
+
+// y[rows, outC] = col[rows, patch] * w[patch, outC], chunk by chunk.
+void conv_forward(const Conv& cv, const float* x, const float* w, float* y) {
+  const int patch = static_cast<int>(cv.patch());
+  if (isPointwise(cv)) {
+    batched_gemm(1, false, false, static_cast<int>(cv.rows()), cv.outC, patch, x, 0, w, 0, y);
+    return;
+  }
+  const std::int64_t chunk = chunkRows(cv);
+  float* col = scratch(chunk * patch);
+  for (std::int64_t r0 = 0; r0 < cv.rows(); r0 += chunk) {
+    const std::int64_t r1 = std::min(cv.rows(), r0 + chunk);
+    im2col(cv, x, r0, r1, col);
+    batched_gemm(1, false, false, static_cast<int>(r1 - r0), cv.outC, patch, col, 0, w, 0, y + r0 * cv.outC);
+  }
+}
+
+// dx = col2im(dy[rows, outC] * wᵀ), chunk by chunk.
+void conv_backprop_input(const Conv& cv, const float* dy, const float* w, float* dx) {
+  const int patch = static_cast<int>(cv.patch());
+  if (isPointwise(cv)) {
+    batched_gemm(1, false, true, static_cast<int>(cv.rows()), cv.inC, cv.outC, dy, 0, w, 0, dx);
+    return;
+  }
+  std::memset(dx, 0, sizeof(float) * std::int64_t(cv.batch) * cv.inH * cv.inW * cv.inC);
+  const std::int64_t chunk = chunkRows(cv);
+  float* col = scratch(chunk * patch);
+  for (std::int64_t r0 = 0; r0 < cv.rows(); r0 += chunk) {
+    const std::int64_t r1 = std::min(cv.rows(), r0 + chunk);
+    batched_gemm(1, false, true, static_cast<int>(r1 - r0), patch, cv.outC, dy + r0 * cv.outC, 0, w, 0, col);
+    col2im_add(cv, col, r0, r1, dx);
+  }
+}
+
+// dw[patch, outC] = colᵀ * dy, summed over chunks.
+void conv_backprop_filter(const Conv& cv, const float* x, const float* dy, float* dw) {
+  const int patch = static_cast<int>(cv.patch());
+  if (isPointwise(cv)) {
+    batched_gemm(1, true, false, patch, cv.outC, static_cast<int>(cv.rows()), x, 0, dy, 0, dw);
+    return;
+  }
+  const std::int64_t chunk = chunkRows(cv);
+  float* col = scratch(chunk * patch);
+  for (std::int64_t r0 = 0; r0 < cv.rows(); r0 += chunk) {
+    const std::int64_t r1 = std::min(cv.rows(), r0 + chunk);
+    im2col(cv, x, r0, r1, col);
+    batched_gemm(1, true, false, patch, cv.outC, static_cast<int>(r1 - r0), col, 0, dy + r0 * cv.outC, 0, dw, r0 > 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// N-API glue.
+
+#define NAPI_CALL(env, call)                                  \
+  do {                                                        \
+    if ((call) != napi_ok) {                                  \
+      napi_throw_error((env), nullptr, "N-API call failed: " #call); \
+      return nullptr;                                         \
+    }                                                         \
+  } while (0)
+
+bool get_heap(napi_env env, napi_value v, float** data, std::size_t* length) {
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  napi_value buffer;
+  std::size_t offset;
+  if (napi_get_typedarray_info(env, v, &type, length, &ptr, &buffer, &offset) != napi_ok || type != napi_float32_array) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: the heap argument must be a Float32Array");
+    return false;
+  }
+  *data = static_cast<float*>(ptr);
+  return true;
+}
+
+bool get_ints(napi_env env, napi_value* argv, std::size_t from, std::size_t count, std::int64_t* out) {
+  for (std::size_t i = 0; i < count; i++) {
+    if (napi_get_value_int64(env, argv[from + i], &out[i]) != napi_ok) {
+      napi_throw_type_error(env, nullptr, "@ettjs/backend native: expected integer arguments");
+      return false;
+    }
+  }
+  return true;
+}
+
+bool in_heap(napi_env env, std::size_t length, std::int64_t offset, std::int64_t count) {
+  if (offset < 0 || count < 0 || static_cast<std::uint64_t>(offset + count) > length) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: an operand lies outside the heap");
+    return false;
+  }
+  return true;
+}
+
+// gemm(heap, aOffset, bOffset, cOffset, batch, m, n, k, transposeA, transposeB, aStride, bStride)
+napi_value Gemm(napi_env env, napi_callback_info info) {
+  std::size_t argc = 12;
+  napi_value argv[12];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 12) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: gemm takes 12 arguments");
+    return nullptr;
+  }
+  float* heap;
+  std::size_t length;
+  std::int64_t v[11];
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 11, v)) return nullptr;
+  const std::int64_t aOff = v[0], bOff = v[1], cOff = v[2], batch = v[3], m = v[4], n = v[5], k = v[6], sa = v[9], sb = v[10];
+  const bool ta = v[7] != 0, tb = v[8] != 0;
+  if (batch < 1 || m < 1 || n < 1 || k < 0) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: gemm needs batch, m, n >= 1 and k >= 0");
+    return nullptr;
+  }
+  if (!in_heap(env, length, aOff, sa * (batch - 1) + m * k) || !in_heap(env, length, bOff, sb * (batch - 1) + k * n) ||
+      !in_heap(env, length, cOff, batch * m * n))
+    return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  batched_gemm(static_cast<int>(batch), ta, tb, static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), heap + aOff, sa,
+               heap + bOff, sb, heap + cOff);
+  return nullptr;
+}
+
+// conv2d(mode, heap, xOffset, wOffset, yOffset, ...15 geometry ints); mode 0 forward (x, w -> y),
+// 1 input gradient (dy, w -> dx), 2 filter gradient (x, dy -> dw).
+napi_value Conv2d(napi_env env, napi_callback_info info) {
+  std::size_t argc = 20;
+  napi_value argv[20];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 20) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: conv2d takes 20 arguments");
+    return nullptr;
+  }
+  std::int64_t mode;
+  float* heap;
+  std::size_t length;
+  std::int64_t o[3], g[15];
+  if (!get_ints(env, argv, 0, 1, &mode) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 3, o) ||
+      !get_ints(env, argv, 5, 15, g))
+    return nullptr;
+  Conv cv{};
+  int* fields[] = {&cv.batch, &cv.inH, &cv.inW, &cv.inC, &cv.outH, &cv.outW, &cv.outC, &cv.kH,
+                   &cv.kW,    &cv.strideH, &cv.strideW, &cv.dilH, &cv.dilW, &cv.padTop, &cv.padLeft};
+  for (int i = 0; i < 15; i++) {
+    if (g[i] < 0 || g[i] > (1 << 30) || (i < 13 && g[i] == 0)) {
+      napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid conv2d geometry");
+      return nullptr;
+    }
+    *fields[i] = static_cast<int>(g[i]);
+  }
+  const std::int64_t xs = std::int64_t(cv.batch) * cv.inH * cv.inW * cv.inC, ys = cv.rows() * cv.outC, ws = cv.patch() * cv.outC;
+  const std::int64_t sizes[3][3] = {{xs, ws, ys}, {ys, ws, xs}, {xs, ys, ws}};
+  if (mode < 0 || mode > 2) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: conv2d mode must be 0, 1 or 2");
+    return nullptr;
+  }
+  for (int i = 0; i < 3; i++)
+    if (!in_heap(env, length, o[i], sizes[mode][i])) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  if (mode == 0) conv_forward(cv, heap + o[0], heap + o[1], heap + o[2]);
+  else if (mode == 1) conv_backprop_input(cv, heap + o[0], heap + o[1], heap + o[2]);
+  else conv_backprop_filter(cv, heap + o[0], heap + o[1], heap + o[2]);
+  return nullptr;
+}
+
+// setThreads(n) -> n actually used; threads() -> current count.
+napi_value SetThreads(napi_env env, napi_callback_info info) {
+  std::size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::int64_t n = 0;
+  if (argc != 1 || !get_ints(env, argv, 0, 1, &n)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  pool->resize(static_cast<int>(n));
+  napi_value out;
+  NAPI_CALL(env, napi_create_int32(env, pool->size(), &out));
+  return out;
+}
+
+// setScratchLimit(floats) -> the previous limit.
+napi_value SetScratchLimit(napi_env env, napi_callback_info info) {
+  std::size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::int64_t n = 0;
+  if (argc != 1 || !get_ints(env, argv, 0, 1, &n)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  const std::int64_t previous = scratchFloats;
+  scratchFloats = std::max<std::int64_t>(1, n);
+  napi_value out;
+  NAPI_CALL(env, napi_create_int64(env, previous, &out));
+  return out;
+}
+
+napi_value Threads(napi_env env, napi_callback_info) {
+  napi_value out;
+  NAPI_CALL(env, napi_create_int32(env, pool->size(), &out));
+  return out;
+}
+
+napi_value Isa(napi_env env, napi_callback_info) {
+  napi_value out;
+  NAPI_CALL(env, napi_create_string_utf8(env, ETTJS_ISA, NAPI_AUTO_LENGTH, &out));
+  return out;
+}
+
+void Cleanup(void*) {
+  std::lock_guard<std::mutex> lock(calls);
+  if (--environments == 0) {
+    delete pool;
+    pool = nullptr;
+  }
+}
+
+napi_value Init(napi_env env, napi_value exports) {
+  {
+    std::lock_guard<std::mutex> lock(calls);
+    if (pool == nullptr) {
+      const unsigned hw = std::thread::hardware_concurrency();
+      pool = new Pool(hw == 0 ? 1 : static_cast<int>(hw));
+    }
+    environments++;
+  }
+  // Joins the workers when the last environment goes away; otherwise process exit waits on them.
+  NAPI_CALL(env, napi_add_env_cleanup_hook(env, Cleanup, nullptr));
+  const napi_property_descriptor props[] = {
+      {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setScratchLimit", nullptr, SetScratchLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+  };
+  NAPI_CALL(env, napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props));
+  return exports;
+}
+
+}  // namespace
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,129 @@
+// Loads the native CPU kernels (native/ettjs_native.cc), prebuilt per instruction set under
+// prebuilds/<platform>-<arch>/ and shipped inside the package: nothing is compiled or downloaded at
+// install. Where no prebuilt file fits (another platform, a CPU without AVX2+FMA, ETT_NATIVE=0, a
+// file that fails to load) the wasm backend keeps its own kernels and the reason is reported.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The addon's functions. Offsets and strides are in float32 elements of `heap`. */
+export interface NativeAddon {
+  gemm(
+    heap: Float32Array,
+    aOffset: number,
+    bOffset: number,
+    cOffset: number,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transposeA: 0 | 1,
+    transposeB: 0 | 1,
+    aStride: number,
+    bStride: number,
+  ): void;
+  /** mode 0 forward (x, w → y), 1 input gradient (dy, w → dx), 2 filter gradient (x, dy → dw); then the 15 geometry numbers. */
+  conv2d(mode: 0 | 1 | 2, heap: Float32Array, in0: number, in1: number, out: number, ...geometry: number[]): void;
+  setThreads(n: number): number;
+  /** Caps the im2col buffer (floats, default 2^24); bigger convolutions run in row chunks. Returns the previous cap. */
+  setScratchLimit(floats: number): number;
+  threads(): number;
+  isa(): string;
+}
+
+/** Whether the native kernels are in use, and why (what `doctor()` prints). */
+export interface NativeStatus {
+  loaded: boolean;
+  /** 'avx512' or 'avx2' when loaded. */
+  isa: string | null;
+  /** The addon's thread pool size when loaded. */
+  threads: number | null;
+  /** The file loaded, or why none was. */
+  detail: string;
+}
+
+const KEY = Symbol.for('@ettjs/backend.native');
+type WithNative = typeof globalThis & { [KEY]?: { addon: NativeAddon | null; status: NativeStatus } };
+
+/** CPU feature flags from /proc/cpuinfo (Linux); null where they cannot be read. */
+function cpuFlags(): Set<string> | null {
+  try {
+    const text = fs.readFileSync('/proc/cpuinfo', 'utf8');
+    const line = text.split('\n').find((l) => l.startsWith('flags'));
+    return line == null
+      ? null
+      : new Set(
+          line
+            .slice(line.indexOf(':') + 1)
+            .trim()
+            .split(/\s+/),
+        );
+  } catch {
+    return null;
+  }
+}
+
+/** The instruction sets the prebuilt files need, best first. */
+const VARIANTS: { isa: string; needs: string[] }[] = [
+  { isa: 'avx512', needs: ['avx2', 'fma', 'bmi2', 'avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl'] },
+  { isa: 'avx2', needs: ['avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe'] },
+];
+
+/** The package root: the first directory above this module with @ettjs/backend's package.json (src/ in tests, dist/ when built). */
+function packageRoot(): string | null {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 4; i++) {
+    const pkg = path.join(dir, 'package.json');
+    if (fs.existsSync(pkg)) {
+      try {
+        if ((JSON.parse(fs.readFileSync(pkg, 'utf8')) as { name?: string }).name === '@ettjs/backend') return dir;
+      } catch {
+        // not ours; keep walking up
+      }
+    }
+    dir = path.dirname(dir);
+  }
+  return null;
+}
+
+function load(env: Record<string, string | undefined>): { addon: NativeAddon | null; status: NativeStatus } {
+  const none = (detail: string) => ({ addon: null, status: { loaded: false, isa: null, threads: null, detail } });
+  const flag = env['ETT_NATIVE']?.trim().toLowerCase();
+  if (flag === '0' || flag === 'false' || flag === 'off') return none('disabled by ETT_NATIVE');
+  const platform = `${process.platform}-${process.arch}`;
+  const root = packageRoot();
+  if (root == null) return none('package root of @ettjs/backend not found');
+  const dir = path.join(root, 'prebuilds', platform);
+  if (!fs.existsSync(dir)) return none(`no prebuilt native kernels for ${platform}; using the wasm kernels`);
+  const flags = cpuFlags();
+  const variant = VARIANTS.find((v) => flags != null && v.needs.every((f) => flags.has(f)));
+  if (variant == null)
+    return none(flags == null ? 'CPU features unreadable (/proc/cpuinfo)' : 'the CPU lacks AVX2+FMA; using the wasm kernels');
+  const file = path.join(dir, `ettjs-native.${variant.isa}.node`);
+  try {
+    const addon = createRequire(import.meta.url)(file) as NativeAddon;
+    const threadsEnv = Number(env['ETT_NATIVE_THREADS']);
+    if (Number.isInteger(threadsEnv) && threadsEnv >= 1) addon.setThreads(threadsEnv);
+    return { addon, status: { loaded: true, isa: addon.isa(), threads: addon.threads(), detail: file } };
+  } catch (err) {
+    return none(`${file} failed to load (${(err as Error).message.split('\n')[0]}); using the wasm kernels`);
+  }
+}
+
+/**
+ * The native kernels, loaded once per process (later calls return the same result; `env` is read
+ * on the first call only). Set ETT_NATIVE=0 to keep them off, ETT_NATIVE_THREADS to size their pool
+ * (default: the logical cores).
+ */
+export function loadNative(env: Record<string, string | undefined> = process.env): { addon: NativeAddon | null; status: NativeStatus } {
+  const g = globalThis as WithNative;
+  g[KEY] ??= load(env);
+  return g[KEY];
+}
+
+/** The native kernels' status (loads them if nothing did yet). */
+export function nativeStatus(): NativeStatus {
+  const { status, addon } = loadNative();
+  return addon == null ? { ...status } : { ...status, threads: addon.threads() };
+}

@@ -1,0 +1,209 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { NativeAddon } from '../native/load';
+import type { ConvGradAttrs } from './conv2d-geometry';
+
+// wasm kernels that run on the native addon (src/native/load.ts): BatchMatMul as one batched GEMM
+// with the transposes as flags, and Conv2D and its two gradients as im2col + GEMM. They read their
+// inputs from and write their output into the wasm heap in place, through each tensor's
+// `memoryOffset`. Each falls back to the kernel it replaces when the addon is off or the case is one
+// it does not cover (non-float32, NCHW, broadcast batch shapes other than "equal or 1").
+
+/** The parts of tfjs-backend-wasm 4.22's BackendWasm these kernels use. */
+interface WasmHeapBackend extends tf.KernelBackend {
+  wasm: { HEAPU8: Uint8Array };
+  dataIdMap: { get(dataId: object): { memoryOffset: number } | undefined };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+}
+
+const KEY = Symbol.for('@ettjs/backend.nativeKernels');
+type WithState = typeof globalThis & { [KEY]?: { addon: NativeAddon | null } };
+
+function state(): { addon: NativeAddon | null } {
+  const g = globalThis as WithState;
+  g[KEY] ??= { addon: null };
+  return g[KEY];
+}
+
+/** Turns the native kernels on (with the loaded addon) or off (null): the wasm kernels then run instead. */
+export function setNativeAddon(addon: NativeAddon | null): void {
+  state().addon = addon;
+}
+
+/** The addon the wasm kernels run on now, or null. */
+export function activeNativeAddon(): NativeAddon | null {
+  return state().addon;
+}
+
+function heapBackend(backend: tf.KernelBackend): WasmHeapBackend | null {
+  const b = backend as Partial<WasmHeapBackend>;
+  return b.wasm?.HEAPU8 instanceof Uint8Array && typeof b.dataIdMap?.get === 'function' && typeof b.makeOutput === 'function'
+    ? (b as WasmHeapBackend)
+    : null;
+}
+
+const views = new WeakMap<ArrayBufferLike, Float32Array>();
+
+/** A float32 view of the whole heap. Read anew each call: memory growth replaces the buffer. */
+function heapF32(backend: WasmHeapBackend): Float32Array {
+  const buffer = backend.wasm.HEAPU8.buffer;
+  let view = views.get(buffer);
+  if (view == null) {
+    view = new Float32Array(buffer);
+    views.set(buffer, view);
+  }
+  return view;
+}
+
+function offset(backend: WasmHeapBackend, t: tf.TensorInfo): number {
+  const bytes = backend.dataIdMap.get(t.dataId)!.memoryOffset;
+  if (bytes % 4 !== 0) throw new Error(`@ettjs/backend native kernels: tensor memory at byte ${bytes} is not 4-byte aligned`);
+  return bytes / 4;
+}
+
+/** BatchMatMul on the addon's GEMM; `fallback` runs where the addon is off or the case is not covered. */
+export function nativeBatchMatMul(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const a = args.inputs['a'] as tf.Tensor;
+    const b = args.inputs['b'] as tf.Tensor;
+    if (addon == null || backend == null || a.dtype !== 'float32' || b.dtype !== 'float32' || a.rank < 2 || b.rank < 2)
+      return fallback(args);
+    const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+    const batch = tf.util.sizeFromShape(outer);
+    const ga = tf.util.sizeFromShape(a.shape.slice(0, -2));
+    const gb = tf.util.sizeFromShape(b.shape.slice(0, -2));
+    if ((ga !== batch && ga !== 1) || (gb !== batch && gb !== 1)) return fallback(args);
+    const [ar, ac] = a.shape.slice(-2) as [number, number];
+    const [br, bc] = b.shape.slice(-2) as [number, number];
+    const [m, k] = transposeA ? [ac, ar] : [ar, ac];
+    const [kb, n] = transposeB ? [bc, br] : [br, bc];
+    if (k !== kb) {
+      throw new Error(
+        `Error in matMul: inner shapes (${k}) and (${kb}) of Tensors with shapes ${a.shape} and ${b.shape} and transposeA=${transposeA} and transposeB=${transposeB} must match.`,
+      );
+    }
+    if (m === 0 || n === 0 || batch === 0) return fallback(args);
+    const out = backend.makeOutput([...outer, m, n], 'float32');
+    addon.gemm(
+      heapF32(backend),
+      offset(backend, a),
+      offset(backend, b),
+      offset(backend, out),
+      batch,
+      m,
+      n,
+      k,
+      transposeA ? 1 : 0,
+      transposeB ? 1 : 0,
+      ga === 1 ? 0 : m * k,
+      gb === 1 ? 0 : k * n,
+    );
+    return out;
+  };
+}
+
+/** The 15 numbers the addon's conv2d takes, from tfjs's own geometry. */
+function geometry(info: tf.backend_util.Conv2DInfo): number[] {
+  return [
+    info.batchSize,
+    info.inHeight,
+    info.inWidth,
+    info.inChannels,
+    info.outHeight,
+    info.outWidth,
+    info.outChannels,
+    info.filterHeight,
+    info.filterWidth,
+    info.strideHeight,
+    info.strideWidth,
+    info.dilationHeight,
+    info.dilationWidth,
+    info.padInfo.top,
+    info.padInfo.left,
+  ];
+}
+
+function convInfo(
+  xShape: number[],
+  filterShape: number[],
+  attrs: ConvGradAttrs,
+  dilations: [number, number] | number,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    filterShape as [number, number, number, number],
+    attrs.strides,
+    dilations,
+    attrs.pad,
+    attrs.dimRoundingMode,
+    false,
+    'channelsLast',
+  );
+}
+
+type ConvMode = 0 | 1 | 2;
+
+function runConv(
+  mode: ConvMode,
+  fallback: tf.KernelFunc,
+  pick: (
+    args: Parameters<tf.KernelFunc>[0],
+  ) => { in0: tf.TensorInfo; in1: tf.TensorInfo; info: tf.backend_util.Conv2DInfo; outShape: number[] } | null,
+): tf.KernelFunc {
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const attrs = args.attrs as unknown as ConvGradAttrs;
+    const inputs = Object.values(args.inputs) as tf.TensorInfo[];
+    if (addon == null || backend == null || attrs.dataFormat !== 'NHWC' || inputs.some((t) => t.dtype !== 'float32')) return fallback(args);
+    const picked = pick(args);
+    if (picked == null || tf.util.sizeFromShape(picked.outShape) === 0 || inputs.some((t) => tf.util.sizeFromShape(t.shape) === 0)) {
+      return fallback(args);
+    }
+    const out = backend.makeOutput(picked.outShape, 'float32');
+    addon.conv2d(
+      mode,
+      heapF32(backend),
+      offset(backend, picked.in0),
+      offset(backend, picked.in1),
+      offset(backend, out),
+      ...geometry(picked.info),
+    );
+    return out;
+  };
+}
+
+/** Conv2D (NHWC, any stride, dilation and padding) as im2col + GEMM. */
+export function nativeConv2D(fallback: tf.KernelFunc): tf.KernelFunc {
+  return runConv(0, fallback, (args) => {
+    const x = args.inputs['x'] as tf.TensorInfo;
+    const filter = args.inputs['filter'] as tf.TensorInfo;
+    const attrs = args.attrs as unknown as ConvGradAttrs & { dilations: [number, number] | number };
+    const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
+    return { in0: x, in1: filter, info, outShape: info.outShape };
+  });
+}
+
+/** Conv2DBackpropInput: dy · Wᵀ, then col2im. */
+export function nativeConv2DBackpropInput(fallback: tf.KernelFunc): tf.KernelFunc {
+  return runConv(1, fallback, (args) => {
+    const dy = args.inputs['dy'] as tf.TensorInfo;
+    const filter = args.inputs['filter'] as tf.TensorInfo;
+    const attrs = args.attrs as unknown as ConvGradAttrs & { inputShape: [number, number, number, number] };
+    const info = convInfo(attrs.inputShape, filter.shape, attrs, 1);
+    return { in0: dy, in1: filter, info, outShape: [...attrs.inputShape] };
+  });
+}
+
+/** Conv2DBackpropFilter: im2col(x)ᵀ · dy. */
+export function nativeConv2DBackpropFilter(fallback: tf.KernelFunc): tf.KernelFunc {
+  return runConv(2, fallback, (args) => {
+    const x = args.inputs['x'] as tf.TensorInfo;
+    const dy = args.inputs['dy'] as tf.TensorInfo;
+    const attrs = args.attrs as unknown as ConvGradAttrs & { filterShape: [number, number, number, number] };
+    const info = convInfo(x.shape, attrs.filterShape, attrs, 1);
+    return { in0: x, in1: dy, info, outShape: [...attrs.filterShape] };
+  });
+}
