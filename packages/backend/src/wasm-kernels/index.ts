@@ -3,6 +3,7 @@ import { fastBatchMatMul } from './batch-mat-mul';
 import { conv2dBackpropFilter } from './conv2d-backprop-filter';
 import { conv2dBackpropInput } from './conv2d-backprop-input';
 import { cpuFallback } from './cpu-fallback';
+import { identityShared } from './identity';
 import { loadNative } from '../native/load';
 import { nativeBatchMatMul, nativeConv2D, nativeConv2DBackpropFilter, nativeConv2DBackpropInput, setNativeAddon } from './native';
 import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
@@ -15,6 +16,8 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Conv2DBackpropInput]:
     'stock kernel ~3.5 GFLOP/s; native GEMM + col2im, else a conv of the zero-inserted dy with the flipped filter (XNNPACK)',
   [tf.BatchMatMul]: 'transposed/batched matmuls ran at ~2 GFLOP/s; native batched GEMM, else explicit transposes + batch-1 XNNPACK matmuls',
+  [tf.Identity]:
+    'stock copies the tensor, and the gradient tape clones every saved tensor with it; shares the memory (tensors are immutable)',
   [tf.UnsortedSegmentSum]: 'missing (no embedding gradient); scatterND',
   [tf.ResizeNearestNeighborGrad]: 'wrong for batch > 1 (and so is cpu); scatterND over the forward index map',
   [tf.MaxPoolGrad]: 'wrong for channels > 1; runs the cpu kernel on copies',
@@ -64,6 +67,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     // Keep the stock setupFuncs: they cwrap the wasm functions the stock kernelFuncs call.
     { ...stockMatMul, kernelFunc: nativeBatchMatMul(fastBatchMatMul(stockMatMul.kernelFunc)) },
     { ...stockConv, kernelFunc: nativeConv2D(stockConv.kernelFunc) },
+    wasmKernel(tf.Identity, identityShared as unknown as tf.KernelFunc),
     wasmKernel(tf.UnsortedSegmentSum, unsortedSegmentSum as unknown as tf.KernelFunc),
     wasmKernel(tf.ResizeNearestNeighborGrad, resizeNearestNeighborGrad as unknown as tf.KernelFunc),
     wasmKernel(tf.MaxPoolGrad, cpuFallback(tf.MaxPoolGrad)),
