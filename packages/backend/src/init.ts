@@ -16,7 +16,11 @@ export type ModuleLoader = (specifier: string) => Promise<unknown | null>;
 export interface InitBackendOptions {
   /** The backend to use. Defaults to the ETT_BACKEND variable, else automatic (tfjs-node-gpu with a GPU → tfjs-node → wasm → cpu). */
   backend?: BackendName;
-  /** WASM threads. Defaults to ETT_WASM_THREADS, else os.availableParallelism(). 1 uses the single-threaded SIMD build. */
+  /**
+   * Threads. Defaults to ETT_WASM_THREADS, else os.availableParallelism(). With the native kernels
+   * loaded, they get this many and WASM runs single-threaded unless threads were set explicitly;
+   * without them, WASM runs this many (1 uses the single-threaded SIMD build).
+   */
   threads?: number;
   /**
    * On wasm, run matmuls and convolutions on the native AVX2/AVX-512 kernels shipped in this package
@@ -233,10 +237,15 @@ async function tryNative(specifier: string, load: ModuleLoader, attempts: Backen
   };
 }
 
-/** Loads the native kernels unless turned off, sized to the WASM thread count (ETT_NATIVE_THREADS overrides). */
-function setUpNative(p: Plan, options: InitBackendOptions, env: Record<string, string | undefined>): NativeStatus {
+/** Whether the native kernels are wanted: the option, else ETT_NATIVE (off: 0 / false / off), else yes. */
+function native(options: InitBackendOptions, env: Record<string, string | undefined>): boolean {
   const flag = env['ETT_NATIVE']?.trim().toLowerCase();
-  if (options.native === false || flag === '0' || flag === 'false' || flag === 'off') {
+  return options.native ?? !(flag === '0' || flag === 'false' || flag === 'off');
+}
+
+/** Loads the native kernels unless turned off, with a pool of `p.threads` (ETT_NATIVE_THREADS overrides). */
+function setUpNative(p: Plan, options: InitBackendOptions, env: Record<string, string | undefined>): NativeStatus {
+  if (!native(options, env)) {
     registerWasmTrainingKernels({ native: false });
     return {
       loaded: false,
@@ -258,9 +267,14 @@ async function tryWasm(
   attempts: BackendAttempt[],
 ): Promise<Chosen | null> {
   const warnings: string[] = [];
+  // With the native kernels doing matmul and conv on their own pool of `p.threads`, the WASM side
+  // runs single-threaded unless threads were asked for: it keeps only elementwise work, where
+  // waking a worker pool per op costs more than it saves (3-10x slower on a busy 2-core machine).
+  const nativeWanted = native(options, env);
+  const w: Plan = !p.threadsExplicit && nativeWanted && loadNative(env).addon != null ? { ...p, threads: 1 } : p;
   // The shim must be in place before the backend initialises (it patches how Emscripten starts
   // workers); the module itself is loaded lazily so that cpu-only users never pay for it.
-  if (p.threads > 1) installWasmThreadsShim();
+  if (w.threads > 1) installWasmThreadsShim();
   let wasm: typeof import('@tensorflow/tfjs-backend-wasm');
   try {
     wasm = await import('@tensorflow/tfjs-backend-wasm');
@@ -272,17 +286,17 @@ async function tryWasm(
     });
     return null;
   }
-  const native = setUpNative(p, options, env);
-  const patchedKernels = registerWasmTrainingKernels({ native: native.loaded });
+  const nativeReport = setUpNative(p, options, env);
+  const patchedKernels = registerWasmTrainingKernels({ native: nativeReport.loaded });
   const alreadyRunning = (tf.engine().registry as Record<string, unknown>)['wasm'] != null;
   if (!alreadyRunning) {
-    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', p.threads > 1);
-    wasm.setThreadsCount(p.threads);
-    let problem = await withLogicalCoresAtLeast(2 * p.threads, () => activate('wasm'));
+    tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', w.threads > 1);
+    wasm.setThreadsCount(w.threads);
+    let problem = await withLogicalCoresAtLeast(2 * w.threads, () => activate('wasm'));
     afterWasmStart();
-    if (problem != null && p.threads > 1) {
-      attempts.push({ candidate: `wasm (${p.threads} threads)`, outcome: 'failed', detail: problem });
-      if (p.threadsExplicit) return null;
+    if (problem != null && w.threads > 1) {
+      attempts.push({ candidate: `wasm (${w.threads} threads)`, outcome: 'failed', detail: problem });
+      if (w.threadsExplicit) return null;
       tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
       wasm.setThreadsCount(1);
       problem = await activate('wasm');
@@ -300,20 +314,20 @@ async function tryWasm(
     }
   }
   const threads = wasm.getThreadsCount();
-  if (threads !== p.threads) {
+  if (threads !== w.threads) {
     const msg = alreadyRunning
-      ? `the wasm backend was already started with ${threads} thread(s) in this process; restart the process to get ${p.threads}`
-      : `asked for ${p.threads} WASM threads, the backend reports ${threads}`;
-    if (p.threadsExplicit) {
+      ? `the wasm backend was already started with ${threads} thread(s) in this process; restart the process to get ${w.threads}`
+      : `asked for ${w.threads} WASM threads, the backend reports ${threads}`;
+    if (w.threadsExplicit) {
       attempts.push({ candidate: 'wasm', outcome: 'failed', detail: msg });
       return null;
     }
     if (!warnings.some((w) => w.startsWith('WASM threads failed'))) warnings.push(`${msg}.`);
   }
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
-  const nativeNote = native.loaded
-    ? `, native ${native.isa} kernels (${native.threads} threads)`
-    : `, no native kernels (${native.detail})`;
+  const nativeNote = nativeReport.loaded
+    ? `, native ${nativeReport.isa} kernels (${nativeReport.threads} threads)`
+    : `, no native kernels (${nativeReport.detail})`;
   attempts.push({ candidate: 'wasm', outcome: 'chosen', detail: `${threads} thread(s), SIMD ${simd ? 'on' : 'off'}${nativeNote}` });
   return {
     backend: 'wasm',
@@ -325,7 +339,7 @@ async function tryWasm(
     reason: '',
     warnings,
     patchedKernels,
-    native,
+    native: nativeReport,
   };
 }
 
