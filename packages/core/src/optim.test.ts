@@ -107,6 +107,40 @@ describe('AdamW against torch.optim.AdamW', () => {
   });
 });
 
+describe('AdamW joint updates', () => {
+  it('updates a group in one batch bit-identically to one optimizer per parameter, also when step counts differ', async () => {
+    const shapes: Record<string, number[]> = { w: [3, 4], b: [4], s: [], e: [2, 1, 3] };
+    const init = Object.fromEntries(Object.entries(shapes).map(([n, sh], i) => [n, tf.randomNormal(sh, 0, 1, 'float32', 10 + i)]));
+    const joint = Object.fromEntries(Object.entries(init).map(([n, t]) => [n, tf.variable(t)]));
+    const alone = Object.fromEntries(Object.entries(init).map(([n, t]) => [n, tf.variable(t)]));
+    tf.dispose(Object.values(init));
+    const options = { lr: 0.05, weightDecay: 0.1, betas: [0.8, 0.95] as [number, number], eps: 1e-6 };
+    const opt = new AdamW(Object.entries(joint), options);
+    const singles = Object.fromEntries(Object.entries(alone).map(([n, v]) => [n, new AdamW([[n, v]], options)]));
+    for (let step = 0; step < 4; step++) {
+      // 'e' misses steps 1 and 2, so it falls behind the others' step count (its own bucket).
+      const names = Object.keys(shapes).filter((n) => n !== 'e' || step === 0 || step === 3);
+      const grads = Object.fromEntries(names.map((n, i) => [n, tf.randomNormal(shapes[n]!, 0, 1, 'float32', 100 * step + i)]));
+      opt.step(grads);
+      for (const n of names) singles[n]!.step({ [n]: grads[n]! });
+      tf.dispose(Object.values(grads));
+    }
+    for (const n of Object.keys(shapes)) {
+      expect(Array.from(await joint[n]!.data()), n).toEqual(Array.from(await alone[n]!.data()));
+      expect(joint[n]!.shape).toEqual(shapes[n]);
+    }
+    const state = opt.stateDict();
+    expect(Array.from(await state['step.e']!.data())).toEqual([2]);
+    expect(Array.from(await state['step.w']!.data())).toEqual([4]);
+    const single = singles['e']!.stateDict();
+    expect(Array.from(await state['exp_avg_sq.e']!.data())).toEqual(Array.from(await single['exp_avg_sq.e']!.data()));
+    tf.dispose([...Object.values(state), ...Object.values(single)]);
+    opt.dispose();
+    for (const o of Object.values(singles)) o.dispose();
+    tf.dispose([...Object.values(joint), ...Object.values(alone)]);
+  });
+});
+
 describe('AdamW state', () => {
   it('resumes exactly from a stateDict saved through safetensors', async () => {
     const a = makeParams(fixture.initial, fixture.shapes);

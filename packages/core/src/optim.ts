@@ -192,31 +192,63 @@ export class AdamW {
       if (g.dtype !== 'float32') throw new Error(`AdamW.step: gradient for "${p.name}" is ${g.dtype}, expected float32`);
       work.push([p, g]);
     }
-    for (const [p, g] of work) this.#update(p, g);
+    // Parameters of one group at the same step count share every scalar of the update, so they are
+    // updated together: concatenated, one set of elementwise ops, split back. The result is
+    // bit-identical to updating each alone (the same float32 op per element), with ~12 kernel
+    // launches per group instead of ~12 per parameter (tfjs's per-op overhead dominated small models).
+    const buckets = new Map<string, [ParamState, tf.Tensor][]>();
+    for (const item of work) {
+      const [p] = item;
+      const key = `${p.group.name}\u0000${p.step}`;
+      const bucket = buckets.get(key);
+      if (bucket) bucket.push(item);
+      else buckets.set(key, [item]);
+    }
+    for (const bucket of buckets.values()) this.#update(bucket);
   }
 
-  #update(p: ParamState, g: tf.Tensor): void {
-    const { lr, betas, eps, weightDecay } = p.group;
+  /** One AdamW update of parameters that share a group and a step count. */
+  #update(bucket: [ParamState, tf.Tensor][]): void {
+    const group = bucket[0]![0].group;
+    const { lr, betas, eps, weightDecay } = group;
     const [b1, b2] = betas;
-    if (!p.expAvg) {
-      // tf.variable shares the initial tensor's data but not its handle: tidy frees the handle.
-      p.expAvg = tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false));
-      p.expAvgSq = tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false));
+    for (const [p] of bucket) {
+      if (!p.expAvg) {
+        // tf.variable shares the initial tensor's data but not its handle: tidy frees the handle.
+        p.expAvg = tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false));
+        p.expAvgSq = tf.tidy(() => tf.variable(tf.zerosLike(p.variable), false));
+      }
+      p.step += 1;
     }
-    const m = p.expAvg;
-    const v = p.expAvgSq!;
-    p.step += 1;
+    const step = bucket[0]![0].step;
     // Bias corrections in float64 on the host, as PyTorch computes them in Python floats.
-    const stepSize = lr / (1 - b1 ** p.step);
-    const bc2Sqrt = Math.sqrt(1 - b2 ** p.step);
+    const stepSize = lr / (1 - b1 ** step);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** step);
     tf.tidy(() => {
-      const decayed = weightDecay !== 0 ? tf.mul(p.variable, 1 - lr * weightDecay) : p.variable;
+      const joined = (pick: (p: ParamState, g: tf.Tensor) => tf.Tensor): tf.Tensor =>
+        bucket.length === 1 ? pick(...bucket[0]!) : tf.concat(bucket.map(([p, g]) => tf.reshape(pick(p, g), [-1])));
+      const param = joined((p) => p.variable);
+      const g = joined((_, grad) => grad);
+      const m = joined((p) => p.expAvg!);
+      const v = joined((p) => p.expAvgSq!);
+      const decayed = weightDecay !== 0 ? tf.mul(param, 1 - lr * weightDecay) : param;
       const mNew = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
       const vNew = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
       const denom = tf.add(tf.div(tf.sqrt(vNew), bc2Sqrt), eps);
-      m.assign(mNew);
-      v.assign(vNew);
-      p.variable.assign(tf.sub(decayed, tf.mul(tf.div(mNew, denom), stepSize)));
+      const pNew = tf.sub(decayed, tf.mul(tf.div(mNew, denom), stepSize));
+      const parts = (t: tf.Tensor): tf.Tensor[] =>
+        bucket.length === 1
+          ? [t]
+          : tf.split(
+              t,
+              bucket.map(([p]) => p.variable.size),
+            );
+      const [ms, vs, ps] = [parts(mNew), parts(vNew), parts(pNew)];
+      bucket.forEach(([p], i) => {
+        p.expAvg!.assign(tf.reshape(ms[i]!, p.variable.shape));
+        p.expAvgSq!.assign(tf.reshape(vs[i]!, p.variable.shape));
+        p.variable.assign(tf.reshape(ps[i]!, p.variable.shape));
+      });
     });
   }
 
