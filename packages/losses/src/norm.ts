@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { Module, groupNormalize } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -61,12 +61,6 @@ export class GroupNorm extends Module {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     if (x.rank !== 4 || x.shape[3] !== this.channels) throw new Error(`GroupNorm: expected [B, H, W, ${this.channels}], got [${x.shape}]`);
-    return tf.tidy(() => {
-      const [B, H, W, C] = x.shape;
-      const g = tf.reshape(x, [B, H * W, this.groups, C / this.groups]); // rank 4: no rank-5 ops
-      const { mean, variance } = tf.moments(g, [1, 3], true); // [B, 1, G, 1]
-      const xhat = tf.reshape(tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, this.eps))), [B, H, W, C]);
-      return tf.add(tf.mul(xhat, this.weight), this.bias);
-    });
+    return tf.tidy(() => tf.add(tf.mul(groupNormalize(x, this.groups, this.eps), this.weight), this.bias));
   }
 }

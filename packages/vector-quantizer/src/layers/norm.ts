@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { Module, groupNormalize } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { VQInputError } from '../errors';
 
@@ -30,12 +30,6 @@ export class GroupNorm extends Module {
   apply(x: tf.Tensor4D): tf.Tensor4D {
     if (x.rank !== 4 || x.shape[3] !== this.channels)
       throw new VQInputError(`GroupNorm: expected [B, H, W, ${this.channels}], got [${x.shape}]`);
-    return tf.tidy(() => {
-      const [b, h, w, c] = x.shape;
-      const g = tf.reshape(x, [b, h * w, this.groups, c / this.groups]);
-      const { mean, variance } = tf.moments(g, [1, 3], true);
-      const normed = tf.reshape(tf.div(tf.sub(g, mean), tf.sqrt(tf.add(variance, this.eps))), [b, h, w, c]);
-      return tf.add(tf.mul(normed, this.weight), this.bias);
-    });
+    return tf.tidy(() => tf.add(tf.mul(groupNormalize(x, this.groups, this.eps), this.weight), this.bias));
   }
 }
