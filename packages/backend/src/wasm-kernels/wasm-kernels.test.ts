@@ -697,3 +697,80 @@ describe('identity and denormals', () => {
     expect(Number.MIN_VALUE * 2).toBe(2 * 5e-324);
   });
 });
+
+describe('slice and split read the heap in place', () => {
+  it.each([
+    { shape: [10], begin: [3], size: [5] },
+    { shape: [4, 6], begin: [1, 2], size: [2, 3] },
+    { shape: [4, 6], begin: [1, 0], size: [2, 6] },
+    { shape: [2, 3, 40], begin: [1, 1, 5], size: [1, 2, 30] },
+    { shape: [3, 4, 5, 6], begin: [0, 1, 2, 3], size: [3, 2, 3, 2] },
+    { shape: [2, 3, 2, 4, 5], begin: [1, 0, 1, 1, 0], size: [1, 3, 1, 2, 5] },
+  ])('slice $shape at $begin size $size matches cpu for float32, int32 and bool', async ({ shape, begin, size }) => {
+    const values = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i);
+    const outs = await sameOnBoth(() => [
+      tf.slice(tf.tensor(values, shape), begin, size),
+      tf.cast(tf.slice(tf.tensor(values, shape, 'int32'), begin, size), 'float32'),
+      tf.cast(
+        tf.slice(
+          tf.tensor(
+            values.map((v) => v % 3 === 0),
+            shape,
+            'bool',
+          ),
+          begin,
+          size,
+        ),
+        'float32',
+      ),
+    ]);
+    // Element (i0, i1, …) of the slice is element (begin + i) of the input, i.e. its flat index.
+    const strides = shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+    const expected: number[] = [];
+    const walk = (d: number, flat: number) => {
+      if (d === shape.length) return void expected.push(flat);
+      for (let i = 0; i < size[d]!; i++) walk(d + 1, flat + (begin[d]! + i) * strides[d]!);
+    };
+    walk(0, 0);
+    expect(Array.from(outs[0]!)).toEqual(expected);
+    expect(Array.from(outs[1]!)).toEqual(expected);
+    expect(Array.from(outs[2]!)).toEqual(expected.map((v) => (v % 3 === 0 ? 1 : 0)));
+  });
+
+  it('splits into many uneven parts along any axis, and the split gradient concatenates', async () => {
+    const sizes = Array.from({ length: 40 }, (_, i) => 1 + (i % 5));
+    const n = sizes.reduce((a, b) => a + b, 0);
+    const flat = Array.from({ length: n }, (_, i) => i);
+    const parts = await on('wasm', () => tf.split(tf.tensor1d(flat), sizes));
+    let offset = 0;
+    for (const [i, p] of parts.entries()) {
+      expect(Array.from(p), `part ${i}`).toEqual(flat.slice(offset, offset + sizes[i]!));
+      offset += sizes[i]!;
+    }
+    await sameOnBoth(() =>
+      tf.split(
+        tf.tensor3d(
+          Array.from({ length: 4 * 6 * 5 }, (_, i) => i),
+          [4, 6, 5],
+        ),
+        [1, 3, 2],
+        1,
+      ),
+    );
+    await sameOnBoth(() => {
+      const x = tf.tensor2d(
+        Array.from({ length: 6 * 4 }, (_, i) => i / 7),
+        [6, 4],
+      );
+      const w = tf.tensor2d(
+        Array.from({ length: 6 * 4 }, (_, i) => Math.sin(i)),
+        [6, 4],
+      );
+      const g = tf.grad((t: tf.Tensor) => {
+        const [a, b] = tf.split(t, [2, 4], 0);
+        return tf.add(tf.sum(tf.mul(a!, tf.slice(w, [0, 0], [2, 4]))), tf.sum(tf.square(b!)));
+      })(x);
+      return [g];
+    });
+  });
+});
