@@ -30,7 +30,7 @@ function copyBox(backend: WasmViews, x: tf.TensorInfo, begin: number[], size: nu
   const rank = size.length;
   const inner = size[rank - 1]!;
   const index = new Array<number>(rank - 1).fill(0);
-  for (let run = 0, written = 0; written < n; run++, written += inner) {
+  for (let written = 0; written < n; written += inner) {
     let from = begin[rank - 1]!;
     for (let d = 0; d < rank - 1; d++) from += (begin[d]! + index[d]!) * strides[d]!;
     if (inner < 16) {
