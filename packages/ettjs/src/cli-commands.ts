@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { doctor, formatDoctorReport, initBackend } from '@ettjs/backend';
-import { decodeImage, encodePng, imageGrid, resizeCenterCrop, SyntheticTextImages } from '@ettjs/data';
+import { decodeImage, encodePng, imageGrid, parseCaption, resizeCenterCrop, SyntheticTextImages } from '@ettjs/data';
 import * as tf from '@tensorflow/tfjs-core';
 import { type EvalReport, evaluateModel } from './evaluate';
 import { type ExperimentConfig, runExperiment } from './experiment';
+import { GenerationJudge, trainJudge } from './judge';
 import { ARMS, type Arm } from './recipes';
 import { loadRun } from './run-dir';
 
@@ -20,7 +21,8 @@ commands:
   eval --run DIR               per-field caption accuracy, PSNR and code usage on held-out images
   caption --run DIR IMG...     caption PNG/JPEG images
   reconstruct --run DIR IMG    tokenize and decode an image; writes a side-by-side PNG
-  generate --run DIR "PROMPT"  sample an image from text (needs a model trained for generation)
+  generate --run DIR "PROMPT"  sample an image from text (needs a model trained for generation);
+                               --judge DIR checks its shape and colour with the generation judge
   report DIR                   print a run's results and where its HTML report is
 
 Run \`ett <command> --help\` for a command's options.`,
@@ -30,7 +32,11 @@ Run \`ett <command> --help\` for a command's options.`,
   eval: 'usage: ett eval --run DIR [--arm ett|frozen-embedding|caption-only] [--samples N]',
   caption: 'usage: ett caption --run DIR [--arm ARM] IMAGE...',
   reconstruct: 'usage: ett reconstruct --run DIR [--arm ARM] IMAGE [--out FILE.png]',
-  generate: 'usage: ett generate --run DIR [--arm ARM] [--out FILE.png] [--seed N] "PROMPT"',
+  generate:
+    'usage: ett generate --run DIR [--arm ARM] [--out FILE.png] [--seed N] [--judge DIR [--judge-steps N]] "PROMPT"...\n' +
+    "  --judge        judge each image's shape and colour against its prompt with the classifier saved in DIR\n" +
+    "                 (trained on the run's synthetic data and saved there first when DIR has none)\n" +
+    '  --judge-steps  training steps of a new judge (default 500)',
   report: 'usage: ett report DIR',
 };
 
@@ -69,6 +75,57 @@ function printEval(label: string, e: EvalReport): void {
   console.log(
     `${label}: samples ${e.samples}  shape ${pct(e.shape)}  colour ${pct(e.colour)}  position ${pct(e.position)}  text exact ${pct(e.textExact)}  text chars ${pct(e.textChar)}  PSNR ${e.psnr.toFixed(2)} dB  usage ${pct(e.usage)}`,
   );
+}
+
+/**
+ * `ett generate --judge DIR`: loads the judge in DIR (or trains one on the run's synthetic data and
+ * saves it there), then prints what it sees in each image and whether that matches the prompt.
+ */
+async function judgeGenerated(
+  images: tf.Tensor4D,
+  prompts: string[],
+  dir: string,
+  data: ExperimentConfig['data'],
+  steps: number,
+): Promise<void> {
+  let judge: GenerationJudge;
+  if (GenerationJudge.exists(dir)) {
+    judge = await GenerationJudge.load(dir);
+  } else {
+    console.log(`training the generation judge (${steps} steps) into ${dir}`);
+    judge = await trainJudge({ data, steps });
+    await judge.save(dir);
+  }
+  try {
+    if (judge.config.imageSize !== images.shape[1]) {
+      throw new UsageError(
+        `the judge in ${dir} reads ${judge.config.imageSize}-px images but this run makes ${images.shape[1]}-px ones; use another --judge DIR`,
+      );
+    }
+    const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+    const held = judge.training?.heldOut;
+    if (held) console.log(`judge: held-out accuracy on real images shape ${pct(held.shape)}, colour ${pct(held.colour)}`);
+    const clipped = tf.tidy(() => tf.clipByValue(images, -1, 1));
+    const readings = await judge.classify(clipped);
+    clipped.dispose();
+    const mark = (ok: boolean | null) => (ok === null ? '-' : ok ? 'ok' : 'WRONG');
+    let checked = 0;
+    let both = 0;
+    for (const [i, p] of prompts.entries()) {
+      const r = readings[i];
+      const want = parseCaption(p);
+      const shapeOk = want.shape ? r.shape === want.shape : null;
+      const colourOk = want.colour ? r.colour === want.colour : null;
+      if (shapeOk !== null && colourOk !== null) {
+        checked++;
+        both += shapeOk && colourOk ? 1 : 0;
+      }
+      console.log(`[${i}] judged: ${r.colour} ${r.shape}  (shape ${mark(shapeOk)}, colour ${mark(colourOk)})  prompt: ${p}`);
+    }
+    if (checked > 0) console.log(`judged shape and colour both right: ${both}/${checked}`);
+  } finally {
+    judge.dispose();
+  }
 }
 
 /** Runs one `ett` command; throws `UsageError` for command-line mistakes. */
@@ -137,14 +194,27 @@ export async function runCli(argv: string[]): Promise<void> {
         arm: { type: 'string' },
         out: { type: 'string' },
         seed: { type: 'string' },
+        ...(command === 'generate' ? { judge: { type: 'string' as const }, 'judge-steps': { type: 'string' as const } } : {}),
       });
       if (positionals.length === 0) throw new UsageError(`missing ${command === 'generate' ? 'PROMPT' : 'IMAGE'}\n${HELP[command]}`);
+      const judgeSteps = Number(values['judge-steps'] ?? 500);
+      if (!Number.isInteger(judgeSteps) || judgeSteps < 1)
+        throw new UsageError(`--judge-steps must be a positive integer, got ${values['judge-steps']}`);
+      if (values['judge-steps'] !== undefined && values.judge === undefined) throw new UsageError('--judge-steps needs --judge DIR');
       await initBackend();
-      const { model } = await loadRun(need(values.run, '--run DIR'), armOf(values.arm));
+      const { model, config } = await loadRun(need(values.run, '--run DIR'), armOf(values.arm));
       try {
         const S = model.imageSize;
         if (command === 'generate') {
           const { images } = await model.generateImages(positionals, { seed: Number(values.seed ?? 0) });
+          if (typeof values.judge === 'string') {
+            try {
+              await judgeGenerated(images, positionals, values.judge, { ...config.data, seed: config.seed }, judgeSteps);
+            } catch (e) {
+              images.dispose();
+              throw e;
+            }
+          }
           const flat = (await images.data()) as Float32Array;
           images.dispose();
           const per = S * S * 3;

@@ -1,8 +1,10 @@
+import type { SamplingOptions } from '@ettjs/autoregressive-lm';
 import { parseCaption, type SyntheticFields } from '@ettjs/data';
 import { psnr } from '@ettjs/losses';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ETTModel } from './ett-model';
 import { disposeTokens } from './ett-model';
+import { type GenerationJudge, JudgeError, type JudgeReading, type JudgeScore, scoreReadings } from './judge';
 
 /** Per-field caption accuracy on the synthetic set, plus reconstruction and codebook figures. */
 export interface EvalReport {
@@ -104,6 +106,144 @@ export async function evaluateModel(
     usage: counts.filter((c) => c > 0).length / counts.length,
     codeCounts: counts,
     examples,
+  };
+}
+
+/** The judged generation metrics (issue #9): does a generated image show the prompt's shape and colour? */
+export interface GenerationEvalReport {
+  samples: number;
+  /** The judge's scores of the generated images against their prompts. */
+  generated: JudgeScore;
+  /**
+   * The same judge on the tokenizer's reconstructions of the real images behind the prompts, when
+   * the prompts were given as samples: generated images come out of the same decoder, so this is
+   * what a perfect code predictor would score.
+   */
+  reconstructed?: JudgeScore;
+  /** The judge's own accuracy on held-out real images (from `judge.training`), when known. */
+  judgeHeldOut?: JudgeScore;
+  /** The first few prompts with what the judge saw. */
+  examples: { prompt: string; judged: string; shapeOk: boolean; colourOk: boolean }[];
+  /** Generated images `[S*S*3]`, clipped to [-1, 1], in prompt order; only with `keepImages`. */
+  images?: Float32Array[];
+}
+
+/** Options of `evaluateGeneration`. */
+export interface GenerationEvalOptions {
+  /** Prompts generated at once (prompts of equal token length are batched together). Defaults to 16. */
+  batchSize?: number;
+  /**
+   * Sampling of the visual codes; batch `k` (in the order above) uses `seed + k`. Defaults to
+   * `{ doSample: true, temperature: 1, topK: 50, seed: 0 }` (the generation example's defaults).
+   */
+  sampling?: SamplingOptions & { seed?: number };
+  /** Return the generated images (for a grid in a report). Defaults to false. */
+  keepImages?: boolean;
+  /** Examples kept in the report. Defaults to 8. */
+  examples?: number;
+}
+
+/**
+ * Generates one image per prompt with `model.generateImages` and lets `judge` say whether each
+ * shows the prompt's shape and colour: the toy version of GenEval's object and colour checks. Pass
+ * validation samples instead of strings (their captions are the prompts) to also score the
+ * tokenizer's reconstructions of the real images, the ceiling for generation through that decoder.
+ * Every prompt is checked against the judge's classes before anything is generated.
+ */
+export async function evaluateGeneration(
+  model: ETTModel,
+  judge: GenerationJudge,
+  prompts: readonly (string | EvalSample)[],
+  options: GenerationEvalOptions = {},
+): Promise<GenerationEvalReport> {
+  if (prompts.length === 0) throw new Error('evaluateGeneration: no prompts');
+  const S = model.imageSize;
+  if (judge.config.imageSize !== S) {
+    throw new JudgeError(
+      `evaluateGeneration: the judge reads ${judge.config.imageSize}-px images but the model makes ${S}-px ones; train a judge with trainJudge({ data: { imageSize: ${S} } })`,
+    );
+  }
+  const texts = prompts.map((p) => (typeof p === 'string' ? p : p.caption));
+  const want = texts.map((t) => judge.targetFields(t));
+  const bs = options.batchSize ?? 16;
+  const { seed = 0, ...sampling } = { doSample: true, temperature: 1, topK: 50, ...options.sampling };
+  const keep = options.keepImages ?? false;
+  const per = S * S * 3;
+
+  // generateImages falls back to one prompt at a time when lengths differ: batch equal lengths.
+  const byLength = new Map<number, number[]>();
+  texts.forEach((t, i) => {
+    const n = model.text.encode(t).length;
+    byLength.set(n, [...(byLength.get(n) ?? []), i]);
+  });
+  const batches = [...byLength.values()].flatMap((ix) =>
+    Array.from({ length: Math.ceil(ix.length / bs) }, (_, k) => ix.slice(k * bs, (k + 1) * bs)),
+  );
+  const readings: JudgeReading[] = new Array(texts.length);
+  const images: Float32Array[] = keep ? new Array(texts.length) : [];
+  for (const [k, ix] of batches.entries()) {
+    const { images: generated } = await model.generateImages(
+      ix.map((i) => texts[i]),
+      { ...sampling, seed: seed + k },
+    );
+    const clipped = tf.tidy(() => tf.clipByValue(generated, -1, 1));
+    generated.dispose();
+    try {
+      (await judge.classify(clipped)).forEach((r, j) => {
+        readings[ix[j]] = r;
+      });
+      if (keep) {
+        const flat = (await clipped.data()) as Float32Array;
+        ix.forEach((i, j) => {
+          images[i] = flat.slice(j * per, (j + 1) * per);
+        });
+      }
+    } finally {
+      clipped.dispose();
+    }
+  }
+
+  let reconstructed: JudgeScore | undefined;
+  const samples = prompts.filter((p): p is EvalSample => typeof p !== 'string');
+  if (samples.length === prompts.length) {
+    const recReadings: JudgeReading[] = [];
+    const tok = model.tokenizer as unknown as { eval?: () => unknown; train?: () => unknown };
+    tok.eval?.();
+    try {
+      for (let i = 0; i < samples.length; i += bs) {
+        const chunk = samples.slice(i, i + bs);
+        const rec = tf.tidy(() => {
+          const x = tf.tensor4d(concat(chunk.map((s) => s.image)), [chunk.length, S, S, 3]);
+          const t = model.tokenizer.encode(x);
+          const out = model.tokenizer.decode(t.quantized);
+          disposeTokens(t);
+          return out;
+        });
+        try {
+          recReadings.push(...(await judge.classify(rec)));
+        } finally {
+          rec.dispose();
+        }
+      }
+    } finally {
+      tok.train?.();
+    }
+    reconstructed = scoreReadings(recReadings, want);
+  }
+
+  const nExamples = options.examples ?? 8;
+  return {
+    samples: texts.length,
+    generated: scoreReadings(readings, want),
+    ...(reconstructed ? { reconstructed } : {}),
+    ...(judge.training ? { judgeHeldOut: judge.training.heldOut } : {}),
+    examples: texts.slice(0, nExamples).map((prompt, i) => ({
+      prompt,
+      judged: `${readings[i].colour} ${readings[i].shape}`,
+      shapeOk: readings[i].shape === want[i].shape,
+      colourOk: readings[i].colour === want[i].colour,
+    })),
+    ...(keep ? { images } : {}),
   };
 }
 

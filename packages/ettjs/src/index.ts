@@ -5,10 +5,12 @@ export { ARMS, alignment, postTrainingChat, postTrainingGen, semantic, textPretr
 export type { Arm, ETTBatch, RecipeOptions } from './recipes';
 export { IGNORE_INDEX, SequenceLengthError, buildCaptionSequences, buildGenerationSequences } from './sequence';
 export type { CaptionSequences, GenerationSequences, SpecialIds } from './sequence';
-export { evaluateModel } from './evaluate';
-export type { EvalReport, EvalSample } from './evaluate';
+export { evaluateGeneration, evaluateModel } from './evaluate';
+export type { EvalReport, EvalSample, GenerationEvalOptions, GenerationEvalReport } from './evaluate';
+export { DEFAULT_JUDGE_CONFIG, GenerationJudge, JudgeError, scoreReadings, trainJudge } from './judge';
+export type { JudgeConfig, JudgeReading, JudgeScore, JudgeTarget, JudgeTrainingInfo, TrainJudgeOptions } from './judge';
 export { QUICKSTART_CONFIG, buildModel, resolveExperimentConfig, runExperiment, syntheticSource } from './experiment';
 export type { ArmResult, ExperimentConfig, ExperimentResult } from './experiment';
 export { loadRun, RunDirError } from './run-dir';
-export { lineChart, metricSeries, readMetricsLog, renderReport, usageHistogram, writeReport } from './report';
+export { lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
 export type { MetricRecord, ReportData, ReportImage, ReportTable } from './report';

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { lineChart, metricSeries, readMetricsLog, renderReport, usageHistogram, writeReport } from './report';
+import { encodePng } from '@ettjs/data';
+import { lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
 
 describe('report', () => {
   it('lays stages end to end on one step axis', () => {
@@ -53,9 +54,51 @@ describe('report', () => {
     const html = fs.readFileSync(file, 'utf8');
     expect(html).toContain('Run &#60;1&#62;');
     expect(html).toContain(`data:image/png;base64,${Buffer.from(png).toString('base64')}`);
-    expect(html).toContain('<td>ett</td><td>0.5000</td>');
+    expect(html).toContain('<td>ett</td><td class="num">0.5000</td>');
     expect(fs.readFileSync(path.join(dir, 'grid.png'))).toEqual(Buffer.from(png));
     expect(renderReport({ title: 't', metrics: [] })).toContain('No metrics recorded.');
+  });
+
+  it('marks stage boundaries, keeps axis labels short and counts as integers', () => {
+    const metrics = [
+      { step: 1, stage: 'a', lr: 0.002 },
+      { step: 10, stage: 'a', lr: 0.002 },
+      { step: 1, stage: 'b', lr: 1.364e-5 },
+      { step: 20, stage: 'b', lr: 0 },
+    ];
+    const spans = stageSpans(metrics);
+    expect(spans).toEqual([
+      { stage: 'a', start: 1, end: 10 },
+      { stage: 'b', start: 12, end: 31 },
+    ]);
+    const svg = lineChart('lr', metricSeries(metrics).get('lr')!, 320, 180, spans);
+    expect(svg.match(/class="stage"/g)).toHaveLength(1);
+    expect(svg.match(/d="[^"]*"/)![0].match(/M/g)).toHaveLength(2); // no line bridging the two stages
+    expect(svg).toContain('<title>b</title>');
+    expect(svg).toContain('>0.002</text>'); // not 0.002000, which overflows the 48-px margin
+    const html = renderReport({
+      title: 't',
+      metrics,
+      tables: [
+        {
+          title: 'r',
+          columns: ['n', 'acc'],
+          rows: [
+            [16, 0.25],
+            [256, 1],
+          ],
+        },
+      ],
+    });
+    expect(html).toContain('<td class="num">16</td><td class="num">0.2500</td>');
+    expect(html).toContain('<td class="num">256</td><td class="num">1.000</td>'); // counts as integers, an accuracy of 1 as 1.000
+    expect(html).toContain('dashed lines mark where each begins: a (step 1), b (step 12)');
+  });
+
+  it('draws small pixel grids at a whole-number scale', () => {
+    const png = encodePng(new Float32Array(10 * 100 * 3), 10, 100); // 100 wide, 10 high
+    const html = renderReport({ title: 't', metrics: [], images: [{ file: 'g.png', title: 'g', png }] });
+    expect(html).toContain('width="400" height="40"'); // ×4 at most
   });
 
   it('reads a metrics log, tolerating only a torn last line', () => {

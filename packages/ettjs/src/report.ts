@@ -42,6 +42,25 @@ export interface ReportData {
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const fmt = (x: number) => (Math.abs(x) >= 1000 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(2) : x.toPrecision(4));
+/** Axis labels: 3 significant digits without trailing zeros, so `0.002` fits the chart's left margin. */
+const axisFmt = (x: number) =>
+  Math.abs(x) >= 1e5 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(1).replace('e+', 'e') : String(Number(x.toPrecision(3)));
+
+/** Where each stage starts and ends on the shared step axis of `metricSeries`. */
+export function stageSpans(metrics: readonly MetricRecord[]): { stage: string; start: number; end: number }[] {
+  const spans: { stage: string; start: number; end: number }[] = [];
+  let offset = 0;
+  let lastStage: string | undefined;
+  let lastStep = 0;
+  for (const r of metrics) {
+    if (r.stage !== lastStage && lastStage !== undefined) offset += lastStep + 1;
+    if (spans.length === 0 || r.stage !== lastStage) spans.push({ stage: r.stage ?? '', start: offset + r.step, end: offset + r.step });
+    lastStage = r.stage;
+    lastStep = r.step;
+    spans[spans.length - 1].end = offset + r.step;
+  }
+  return spans;
+}
 
 /** Numeric series per metric name over steps (one per stage prefix when stages differ). */
 export function metricSeries(metrics: readonly MetricRecord[]): Map<string, [number, number][]> {
@@ -70,8 +89,17 @@ export function metricSeries(metrics: readonly MetricRecord[]): Map<string, [num
   return series;
 }
 
-/** An SVG line chart of one series. */
-export function lineChart(title: string, points: readonly [number, number][], width = 320, height = 180): string {
+/**
+ * An SVG line chart of one series. `stages` (from `stageSpans`) draws a dashed line where each
+ * stage after the first begins, so a jump in a curve that spans stages reads as a stage change.
+ */
+export function lineChart(
+  title: string,
+  points: readonly [number, number][],
+  width = 320,
+  height = 180,
+  stages: readonly { stage: string; start: number; end: number }[] = [],
+): string {
   const pad = { l: 48, r: 10, t: 22, b: 24 };
   if (points.length === 0) return '';
   const xs = points.map((p) => p[0]);
@@ -81,13 +109,29 @@ export function lineChart(title: string, points: readonly [number, number][], wi
   if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
   const sx = (x: number) => pad.l + ((x - x0) / Math.max(x1 - x0, 1e-9)) * (width - pad.l - pad.r);
   const sy = (y: number) => height - pad.b - ((y - y0) / (y1 - y0)) * (height - pad.t - pad.b);
-  const d = points.map((p, i) => `${i ? 'L' : 'M'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}`).join('');
+  const bounds = stages.slice(1).map((s, i) => ({ stage: s.stage, at: (stages[i].end + s.start) / 2 }));
+  // A new subpath after each stage boundary: a straight line bridging two stages (or a stage that
+  // does not log this metric) would draw a trend that never happened.
+  const cuts = points.map((p, i) => i === 0 || bounds.some((b) => points[i - 1][0] < b.at && b.at < p[0]));
+  const d = points
+    .map((p, i) => {
+      const alone = cuts[i] && (i === points.length - 1 || cuts[i + 1]); // drawn as a dot (round caps)
+      return `${cuts[i] ? 'M' : 'L'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}${alone ? 'h0' : ''}`;
+    })
+    .join('');
+  const marks = bounds
+    .filter((s) => s.at > x0 && s.at < x1)
+    .map((s) => {
+      const x = sx(s.at).toFixed(1);
+      return `<line x1="${x}" y1="${pad.t}" x2="${x}" y2="${height - pad.b}" class="stage"><title>${escapeHtml(s.stage)}</title></line>`;
+    })
+    .join('');
   return `<svg class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(title)}">
 <text x="${width / 2}" y="14" text-anchor="middle" class="t">${escapeHtml(title)}</text>
 <line x1="${pad.l}" y1="${height - pad.b}" x2="${width - pad.r}" y2="${height - pad.b}" class="ax"/>
-<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${height - pad.b}" class="ax"/>
-<text x="${pad.l - 4}" y="${pad.t + 4}" text-anchor="end">${fmt(y1)}</text>
-<text x="${pad.l - 4}" y="${height - pad.b}" text-anchor="end">${fmt(y0)}</text>
+<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${height - pad.b}" class="ax"/>${marks}
+<text x="${pad.l - 4}" y="${pad.t + 4}" text-anchor="end">${axisFmt(y1)}</text>
+<text x="${pad.l - 4}" y="${height - pad.b}" text-anchor="end">${axisFmt(y0)}</text>
 <text x="${pad.l}" y="${height - 6}">${x0}</text><text x="${width - pad.r}" y="${height - 6}" text-anchor="end">${x1}</text>
 <path d="${d}" class="line"/></svg>`;
 }
@@ -112,35 +156,65 @@ export function usageHistogram(title: string, counts: readonly number[], width =
 
 function table(t: ReportTable): string {
   const head = t.columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('');
-  const body = t.rows
-    .map((r) => `<tr>${r.map((v) => `<td>${escapeHtml(typeof v === 'number' ? fmt(v) : v)}</td>`).join('')}</tr>`)
-    .join('\n');
+  // A column of whole numbers above 1 holds counts (samples, steps): print them as integers. Any
+  // other number gets 4 significant digits, so an accuracy of 0 or 1 still reads 0.000 / 1.000.
+  const counts = t.columns.map((_, j) => {
+    const nums = t.rows.map((r) => r[j]).filter((v): v is number => typeof v === 'number');
+    return nums.length > 0 && nums.every((v) => Number.isInteger(v)) && nums.some((v) => Math.abs(v) > 1);
+  });
+  // Numbers right-aligned so digits line up; text left-aligned so it reads.
+  const cell = (v: string | number, j: number) =>
+    typeof v === 'number' ? `<td class="num">${escapeHtml(counts[j] ? String(v) : fmt(v))}</td>` : `<td>${escapeHtml(v)}</td>`;
+  const body = t.rows.map((r) => `<tr>${r.map(cell).join('')}</tr>`).join('\n');
   return `<h2>${escapeHtml(t.title)}</h2><table><thead><tr>${head}</tr></thead><tbody>${body}</tbody></table>${t.note ? `<p class="note">${escapeHtml(t.note)}</p>` : ''}`;
+}
+
+/** Width and height from a PNG's IHDR chunk, or null for anything else. */
+function pngSize(png: Uint8Array): [number, number] | null {
+  const sig = [137, 80, 78, 71, 13, 10, 26, 10];
+  if (png.length < 24 || sig.some((b, i) => png[i] !== b)) return null;
+  const v = new DataView(png.buffer, png.byteOffset, png.byteLength);
+  return [v.getUint32(16), v.getUint32(20)];
+}
+
+/** Widest an image is drawn, in CSS px (the page is 1100 px wide at most). */
+const IMAGE_MAX_WIDTH = 1024;
+
+function figure(im: ReportImage): string {
+  // Tiny pixel grids are enlarged by a whole factor so every image pixel stays a crisp square
+  // (a fixed CSS width scales a 266-px grid by 1.92 and makes pixel rows uneven).
+  const size = pngSize(im.png);
+  const scale = size ? Math.max(1, Math.min(4, Math.floor(IMAGE_MAX_WIDTH / size[0]))) : 1;
+  const dims = size ? ` width="${size[0] * scale}" height="${size[1] * scale}"` : '';
+  return `<figure><img alt="${escapeHtml(im.title)}"${dims} src="data:image/png;base64,${Buffer.from(im.png).toString('base64')}"/><figcaption><b>${escapeHtml(im.title)}</b>${im.caption ? ` — ${escapeHtml(im.caption)}` : ''} (<a href="${escapeHtml(im.file)}">${escapeHtml(im.file)}</a>)</figcaption></figure>`;
 }
 
 /** Renders the report as one HTML string. */
 export function renderReport(data: ReportData): string {
-  const charts = [...metricSeries(data.metrics)].map(([name, pts]) => lineChart(name, pts)).join('\n');
-  const images = (data.images ?? [])
-    .map(
-      (im) =>
-        `<figure><img alt="${escapeHtml(im.title)}" src="data:image/png;base64,${Buffer.from(im.png).toString('base64')}"/><figcaption><b>${escapeHtml(im.title)}</b>${im.caption ? ` — ${escapeHtml(im.caption)}` : ''} (<a href="${escapeHtml(im.file)}">${escapeHtml(im.file)}</a>)</figcaption></figure>`,
-    )
-    .join('\n');
+  const stages = stageSpans(data.metrics);
+  const charts = [...metricSeries(data.metrics)].map(([name, pts]) => lineChart(name, pts, 320, 180, stages)).join('\n');
+  const images = (data.images ?? []).map(figure).join('\n');
+  const legend =
+    stages.length > 1
+      ? `<p class="note">Stages run end to end on one step axis; dashed lines mark where each begins: ${stages
+          .map((s) => `${escapeHtml(s.stage)} (step ${s.start})`)
+          .join(', ')}.</p>`
+      : '';
   const hists = (data.codeUsage ?? []).map((u) => usageHistogram(u.title, u.counts)).join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(data.title)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}h1{margin-bottom:0}
 .sub{color:#666}.charts{display:flex;flex-wrap:wrap;gap:8px}.chart{background:#fafafa;border:1px solid #ddd}
-.chart text{font-size:10px;fill:#444}.chart .t{font-size:12px;fill:#000}.ax{stroke:#999}.line{fill:none;stroke:#1f6feb;stroke-width:1.5}
-.hist rect{fill:#1f6feb}figure{display:inline-block;margin:8px}img{image-rendering:pixelated;width:512px;border:1px solid #ccc}
-table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}th{background:#f0f0f0}
-td:first-child,th:first-child{text-align:left}.note{color:#555}</style></head><body>
+.chart text{font-size:10px;fill:#444}.chart .t{font-size:12px;fill:#000}.ax{stroke:#999}.line{fill:none;stroke:#1f6feb;stroke-width:1.5;stroke-linecap:round}
+.hist rect{fill:#1f6feb}.stage{stroke:#d29922;stroke-dasharray:3 3}figure{display:block;margin:8px 0}figcaption{max-width:1024px}
+img{image-rendering:pixelated;max-width:100%;height:auto;border:1px solid #ccc}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f0f0f0}
+td.num{text-align:right;font-variant-numeric:tabular-nums}.note{color:#555}</style></head><body>
 <h1>${escapeHtml(data.title)}</h1>${data.subtitle ? `<p class="sub">${escapeHtml(data.subtitle)}</p>` : ''}
 ${(data.tables ?? []).map(table).join('\n')}
 ${(data.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
 ${images ? `<h2>Images</h2>${images}` : ''}
 ${hists ? `<h2>Codebook usage</h2>${hists}` : ''}
-<h2>Training curves</h2><div class="charts">${charts || '<p>No metrics recorded.</p>'}</div>
+<h2>Training curves</h2>${legend}<div class="charts">${charts || '<p>No metrics recorded.</p>'}</div>
 </body></html>`;
 }
 
