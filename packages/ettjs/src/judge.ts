@@ -344,7 +344,10 @@ export interface TrainJudgeOptions extends Partial<Omit<JudgeConfig, 'imageSize'
    * one right answer. Defaults to `DEFAULT_SYNTHETIC_CONFIG` (32 px, all shapes and colours).
    */
   data?: Partial<SyntheticConfig>;
-  /** Optimizer steps. Defaults to 300 (a few seconds on WASM; ~99 % held-out colour and >90 % shape at 32 px). */
+  /**
+   * Optimizer steps. Defaults to 500: at 32 px that read 99.6 % of held-out shapes and 100 % of
+   * colours in our runs (300 steps: 94.5 % / 100 %), in about a minute on 2 busy cores with WASM.
+   */
   steps?: number;
   /** Images per step. Defaults to 32. */
   batchSize?: number;
@@ -428,7 +431,7 @@ function augmentPixels(pixels: Float32Array, count: number, side: number, noise:
  */
 export async function trainJudge(options: TrainJudgeOptions = {}): Promise<GenerationJudge> {
   const t0 = Date.now();
-  const { data: dataOptions = {}, steps = 300, batchSize = 32, lr = 1e-2, weightDecay = 1e-4, heldOut = 256, log, augment = {} } = options;
+  const { data: dataOptions = {}, steps = 500, batchSize = 32, lr = 1e-2, weightDecay = 1e-4, heldOut = 256, log, augment = {} } = options;
   for (const [k, v] of [
     ['steps', steps],
     ['batchSize', batchSize],
@@ -475,17 +478,23 @@ export async function trainJudge(options: TrainJudgeOptions = {}): Promise<Gener
   } finally {
     opt.dispose();
   }
-  const v = labelledBatch(data, 'validation', 0, heldOut, data.config.splitSizes.validation, judge);
-  const images = tf.tensor4d(v.pixels, v.shape4d);
-  try {
-    const score = await judge.score(images, v.fields);
-    judge.training = { steps, batchSize, data: dataConfig, heldOut: score, ms: Date.now() - t0 };
-    log?.(
-      `judge held-out accuracy (${heldOut} real validation images): shape ${pct(score.shape)}, colour ${pct(score.colour)}, both ${pct(score.both)}`,
-    );
-  } finally {
-    images.dispose();
+  const readings: JudgeReading[] = [];
+  const fields: SyntheticFields[] = [];
+  for (let i = 0; i < heldOut; i += 256) {
+    const v = labelledBatch(data, 'validation', i, Math.min(256, heldOut - i), data.config.splitSizes.validation, judge);
+    const images = tf.tensor4d(v.pixels, v.shape4d);
+    try {
+      readings.push(...(await judge.classify(images)));
+      fields.push(...v.fields);
+    } finally {
+      images.dispose();
+    }
   }
+  const score = scoreReadings(readings, fields);
+  judge.training = { steps, batchSize, data: dataConfig, heldOut: score, ms: Date.now() - t0 };
+  log?.(
+    `judge held-out accuracy (${heldOut} real validation images): shape ${pct(score.shape)}, colour ${pct(score.colour)}, both ${pct(score.both)}`,
+  );
   return judge;
 }
 
