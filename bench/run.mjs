@@ -294,49 +294,50 @@ async function main(o) {
     ...(o.threads ? ['--threads', String(o.threads)] : []),
     ...['--reps', String(o.reps), '--warmup', String(o.warmup)],
   ];
+  const py = o.reference ? findTorchPython() : null;
   const ours = [];
+  const ref = { torch: py?.version, workloads: [] };
+  let refFailed = null;
+  const spawn = (what, cmd, args) => {
+    process.stderr.write(`${what} ...`);
+    const t0 = performance.now();
+    const r = spawnSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 });
+    const res = r.status === 0 ? lastJsonLine(r.stdout) : null;
+    process.stderr.write(res ? ` ${((performance.now() - t0) / 1000).toFixed(0)} s\n` : ` failed (exit ${r.status})\n`);
+    return res;
+  };
   try {
+    // Workload by workload, ETT.js then PyTorch: on a shared machine the pair then sees similar load.
     for (const [i, name] of o.only.entries()) {
-      process.stderr.write(`ETT.js ${name} ...`);
-      const t0 = performance.now();
-      const r = spawnSync(process.execPath, [SELF, '--child', name, ...childArgs, ...(i === 0 ? ['--batch-out', batchFile] : [])], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'inherit'],
-        maxBuffer: 1 << 26,
-      });
-      const res = r.status === 0 ? lastJsonLine(r.stdout) : null;
-      process.stderr.write(res ? ` ${((performance.now() - t0) / 1000).toFixed(0)} s\n` : ` failed (exit ${r.status})\n`);
-      if (res) ours.push(res);
+      const load = os.loadavg()[0];
+      const res = spawn(`ETT.js ${name}`, process.execPath, [
+        SELF,
+        '--child',
+        name,
+        ...childArgs,
+        ...(i === 0 ? ['--batch-out', batchFile] : []),
+      ]);
+      if (res) ours.push({ ...res, load });
+      if (!py || refFailed || !fs.existsSync(batchFile)) continue;
+      const args = [REFERENCE, '--only', name, '--reps', String(o.reps), '--warmup', String(o.warmup), '--threads', o.torchThreads];
+      const out = spawn(`PyTorch ${name}`, py.python, [...args, '--batch', batchFile]);
+      if (out) ref.workloads.push(...out.workloads);
+      else refFailed = 'PyTorch reference failed; see the stderr above';
     }
-    let ref = null;
-    let refNote = 'PyTorch reference skipped (--no-reference)';
-    if (o.reference) {
-      const py = findTorchPython();
-      if (!py) refNote = 'PyTorch reference skipped: no python3 with torch (tried python3 and /usr/bin/python3)';
-      else if (!fs.existsSync(batchFile)) refNote = 'PyTorch reference skipped: the ETT.js batch was not written';
-      else {
-        process.stderr.write(`PyTorch ${py.version} (${py.python}) ...`);
-        const t0 = performance.now();
-        const r = spawnSync(
-          py.python,
-          [
-            REFERENCE,
-            ...['--only', o.only.join(','), '--reps', String(o.reps), '--warmup', String(o.warmup)],
-            ...['--threads', o.torchThreads, '--batch', batchFile],
-          ],
-          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 26 },
-        );
-        ref = r.status === 0 ? lastJsonLine(r.stdout) : null;
-        process.stderr.write(ref ? ` ${((performance.now() - t0) / 1000).toFixed(0)} s\n` : ` failed (exit ${r.status})\n`);
-        refNote = ref
-          ? `PyTorch ${ref.torch} (${py.python}), torch.set_num_threads per workload: ${o.torchThreads === 'auto' ? '2 for tokenizer, 1 for the rest (--torch-threads auto)' : `best of {${o.torchThreads}}`}`
-          : `PyTorch reference failed (exit ${r.status}); see the stderr above`;
-      }
-    }
-    report(o, ours, ref, refNote, loadStart, started);
   } finally {
     fs.rmSync(batchFile, { force: true });
   }
+  let refNote;
+  if (!o.reference) refNote = 'PyTorch reference skipped (--no-reference)';
+  else if (!py) refNote = 'PyTorch reference skipped: no python3 with torch (tried $ETT_BENCH_PYTHON, python3, /usr/bin/python3)';
+  else if (refFailed) refNote = refFailed;
+  else
+    refNote = `PyTorch ${py.version} (${py.python}), torch.set_num_threads: ${
+      o.torchThreads === 'auto'
+        ? 'best of 1 and 2 for tokenizer and ett, 1 for the rest (--torch-threads auto)'
+        : `best of {${o.torchThreads}}`
+    }`;
+  report(o, ours, py && ref.workloads.length > 0 ? ref : null, refNote, loadStart, started);
 }
 
 function report(o, ours, ref, refNote, loadStart, started) {
@@ -355,6 +356,7 @@ function report(o, ours, ref, refNote, loadStart, started) {
   printTable(
     [
       'workload',
+      'load',
       'ETT.js ms',
       'ETT.js throughput',
       'GFLOP/s',
@@ -369,6 +371,7 @@ function report(o, ours, ref, refNote, loadStart, started) {
       const ratio = p ? p.ms / w.ms : undefined;
       return [
         w.name,
+        fmt(w.load),
         `${fmt(w.ms)} (${fmt(w.best)})`,
         `${fmt(w.items / (w.ms / 1000))} ${w.unit}`,
         gflops(w.flops, w.ms),
@@ -451,6 +454,12 @@ function report(o, ours, ref, refNote, loadStart, started) {
   }
 }
 
-const opts = parseArgs(process.argv.slice(2));
+let opts;
+try {
+  opts = parseArgs(process.argv.slice(2));
+} catch (e) {
+  console.error(e.message);
+  process.exit(2);
+}
 if (opts.child) await child(opts);
 else await main(opts);

@@ -22,8 +22,8 @@ terms and the gradient norm per step, the update only when they are finite).
 
 Workloads (names as in bench/run.mjs): tokenizer, lm, ett, caption, visual-gen. Each runs in its
 own process per torch.set_num_threads value (--threads "1,2" tries both; MEASUREMENTS.md found 1 ATen
-thread best for transformer blocks and 2 for convolutions; "auto" uses 2 for the tokenizer step and
-1 for the rest, as a check of both found), W warm-up runs then N timed runs;
+thread best for transformer blocks and 2 for convolutions; "auto" tries both for the tokenizer and
+ETT steps, which have convolutions, and uses 1 for the rest), W warm-up runs then N timed runs;
 median and best ms. Prints one JSON object on the last stdout line.
 
     /usr/bin/python3 bench/reference/ett_bench.py [--only lm,ett] [--reps 5] [--warmup 2]
@@ -61,10 +61,10 @@ IBQ_BETAS = (0.5, 0.9)
 IGNORE = -100
 CAPTION_TOKENS = 48
 # MEASUREMENTS.md §3-5: 1 ATen thread (PyTorch's default here; matrix products still use 2 OpenBLAS
-# threads) is best for transformer blocks, set_num_threads(2) for convolutions. A check of both on
-# every workload (--threads 1,2) picked the same: 2 for the tokenizer step, 1 elsewhere (the ETT
-# step's LM and many small ops lose more to thread synchronisation than its convs gain).
-AUTO_THREADS = {'tokenizer': [2], 'lm': [1], 'ett': [1], 'caption': [1], 'visual-gen': [1]}
+# threads) is best for transformer blocks, set_num_threads(2) for convolutions. "auto" keeps 1 for
+# the transformer-only workloads and tries both for the two with convolutions; on a loaded 2-core
+# machine 2 ATen threads can be many times slower (OpenMP barriers on an oversubscribed CPU).
+AUTO_THREADS = {'tokenizer': [1, 2], 'lm': [1], 'ett': [1, 2], 'caption': [1], 'visual-gen': [1]}
 
 # ---------------------------------------------------------------- FLOP counting (as bench/flops.mjs)
 
@@ -800,7 +800,7 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--threads', default='auto',
                     help='torch.set_num_threads values to try, e.g. "1,2" (the fastest median is reported); '
-                         '"auto": 2 for the conv-bound tokenizer step, 1 (the default) for the rest')
+                         '"auto": 1 and 2 for the tokenizer and ETT steps (convolutions), 1 (the default) for the rest')
     ap.add_argument('--batch', default=None)
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
