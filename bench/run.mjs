@@ -235,7 +235,9 @@ async function child(o) {
   }
   const line = {
     name,
-    backend: `${backend.backend}${backend.threads ? ` ${backend.threads}T` : ''}`,
+    backend:
+      `${backend.backend}${backend.threads ? ` ${backend.threads}T` : ''}` +
+      (backend.native?.loaded ? ` + native kernels (${backend.native.isa}, ${backend.native.threads}T)` : ''),
     ...result,
     ms: median(result.samples),
     best: Math.min(...result.samples),
