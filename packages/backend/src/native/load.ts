@@ -72,6 +72,7 @@ const VARIANTS: { isa: string; needs: string[] }[] = [
 
 /** The package root: the first directory above this module with @ettjs/backend's package.json (src/ in tests, dist/ when built). */
 function packageRoot(): string | null {
+  // import.meta.url in the CJS build too: tsup's `shims` fills it in (tsup.config.ts).
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (let i = 0; i < 4; i++) {
     const pkg = path.join(dir, 'package.json');
