@@ -3,7 +3,7 @@
 // forward+backward. Each backend runs in its own child process (WASM threads are fixed at start-up).
 //
 //   npm run build -w @ettjs/backend && node bench/backend.mjs            # wasm (all cores), wasm 1 thread
-//   node bench/backend.mjs --backends wasm,wasm:1,cpu                     # cpu is very slow: minutes
+//   node bench/backend.mjs --backends wasm,wasm:1,wasm:2:off,cpu          # backend[:threads[:off = no native kernels]]; cpu is very slow
 //
 // FLOP counts: matmul 2mnk; conv 2·B·H·W·Cin·Cout·k²; transformer block forward B·T·(24d² + 4Td),
 // forward+backward counted as 3× forward (MEASUREMENTS.md §3–5).
@@ -67,8 +67,8 @@ function transformerBlock(p, x, B, T, d, h) {
   return tf.add(x1, tf.matMul(gelu, p.w2));
 }
 
-async function child(backend, threads) {
-  const report = await initBackend({ backend, ...(threads ? { threads: Number(threads) } : {}) });
+async function child(backend, threads, native) {
+  const report = await initBackend({ backend, ...(threads ? { threads: Number(threads) } : {}), native: native !== 'off' });
   const rows = [];
   const add = async (name, gflop, fn, opts) => {
     const { median, best } = await time(fn, opts);
@@ -132,15 +132,15 @@ async function child(backend, threads) {
     );
     tf.dispose([x, ...Object.values(p)]);
   }
-  process.stdout.write(`${JSON.stringify({ label: `${report.backend} ${report.threads ?? ''}T`.trim(), report, rows })}\n`);
+  process.stdout.write(`${JSON.stringify({ label: `${report.backend} ${report.threads ?? ''}T${report.native?.loaded ? ` + native ${report.native.threads}T` : ''}`.trim(), report, rows })}\n`);
 }
 
 async function main() {
-  const configs = arg('--backends', 'wasm,wasm:1').split(',');
+  const configs = arg('--backends', 'wasm,wasm:1,wasm:2:off').split(',');
   const results = [];
   for (const c of configs) {
-    const [backend, threads] = c.split(':');
-    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', backend, threads ?? '', ...args], {
+    const [backend, threads, native] = c.split(':');
+    const r = spawnSync(process.execPath, [fileURLToPath(import.meta.url), '--child', backend, threads ?? '', native ?? '', ...args], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
       maxBuffer: 1 << 24,
@@ -168,5 +168,5 @@ async function main() {
   for (const r of results) if (r.report.warnings.length) console.log(`${r.label}: ${r.report.warnings.join(' ')}`);
 }
 
-if (args[0] === '--child') await child(args[1], args[2]);
+if (args[0] === '--child') await child(args[1], args[2], args[3]);
 else await main();
