@@ -132,7 +132,9 @@ async function child(backend, threads, native) {
     );
     tf.dispose([x, ...Object.values(p)]);
   }
-  process.stdout.write(`${JSON.stringify({ label: `${report.backend} ${report.threads ?? ''}T${report.native?.loaded ? ` + native ${report.native.threads}T` : ''}`.trim(), report, rows })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ label: `${report.backend} ${report.threads ?? ''}T${report.native?.loaded ? ` + native ${report.native.threads}T` : ''}`.trim(), report, rows })}\n`,
+  );
 }
 
 async function main() {
