@@ -4,10 +4,11 @@ import type { StepContext } from '@ettjs/trainer';
 import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
+import { GanCritic } from './critic';
 import { ETTModel } from './ett-model';
 import { semantic, textPretraining, tokenizerPretraining } from './recipes';
 
-function model(quantizer: 'vq' | 'ibq') {
+function model(quantizer: 'vq' | 'ibq', withCritic = false) {
   const text = new ByteTokenizer();
   const tokenizer = new VQTokenizer({
     ...VQ_TOKENIZER_TINY,
@@ -28,12 +29,31 @@ function model(quantizer: 'vq' | 'ibq') {
     maxPositionEmbeddings: 64,
   });
   const adapter = createVisualAdapter({ kind: 'projector', inputDim: 8, outputDim: 16 });
-  return new ETTModel({ tokenizer, adapter, lm, text, imageSize: 16 });
+  const discriminator = withCritic ? new GanCritic({ baseChannels: 4, layers: 1 }) : undefined;
+  return new ETTModel({ tokenizer, adapter, lm, text, imageSize: 16, discriminator });
 }
 
 const ctx = (m: ETTModel): StepContext => ({ stage: 's', step: 0, stageStep: 0, microStep: 0, seed: 0, model: m });
 
 describe('recipes', () => {
+  it('the critic step encodes in eval mode: the quantizer records only the generator batch of a step', () => {
+    const m = model('ibq', true);
+    const stage = tokenizerPretraining(m, { steps: 1 });
+    const images = tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 3) as tf.Tensor4D;
+    const batch = { images, captions: [[65], [66]] } as unknown as Parameters<typeof stage.loss>[0];
+    const quantizer = (m.tokenizer as VQTokenizer).quantize;
+    const d = stage.discriminator!.loss(batch, ctx(m));
+    tf.dispose([d.total, ...Object.values(d.components ?? {})]);
+    expect(quantizer.pendingBatches).toBe(0);
+    const g = stage.loss(batch, ctx(m));
+    tf.dispose([g.total, ...Object.values(g.components ?? {})]);
+    expect(quantizer.pendingBatches).toBe(1);
+    stage.afterStep?.(ctx(m));
+    expect(quantizer.pendingBatches).toBe(0);
+    images.dispose();
+    m.dispose();
+  });
+
   it("weights a classic-VQ tokenizer's own terms (codebook, commitment) without extra config", () => {
     const m = model('vq');
     const images = tf.tidy(() => tf.tanh(tf.randomNormal([2, 16, 16, 3], 0, 1, 'float32', 7))) as tf.Tensor4D;

@@ -102,7 +102,10 @@ function criticStep(model: ETTModel, lr: number): { spec: Stage<ETTBatch>['discr
     module: 'discriminator',
     optimizer: { kind: 'adam', lr, betas: IBQ_ADAM_BETAS },
     loss: (batch) => {
-      // The generator's output is data here: no gradient reaches the tokenizer.
+      // The generator's output is data here: no gradient reaches the tokenizer. Encoded in eval
+      // mode, so the quantizer's usage window and dead-code restart see one batch per step (the
+      // generator's loss switches training mode back on).
+      setTokenizerTraining(model, false);
       const fake = tf.tidy(() => {
         const tokens = model.tokenizer.encode(batch.images);
         const rec = model.tokenizer.decode(tokens.quantized);
