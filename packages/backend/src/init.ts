@@ -24,7 +24,7 @@ export interface InitBackendOptions {
   threads?: number;
   /**
    * On wasm, run matmuls and convolutions on the native AVX2/AVX-512 kernels shipped in this package
-   * (linux-x64; 5-10x faster GEMM than WASM SIMD). Defaults to true unless ETT_NATIVE=0. Where they
+   * (linux-x64; 3-5x the GEMM speed of WASM SIMD). Defaults to true unless ETT_NATIVE=0. Where they
    * cannot load (other platform, CPU without AVX2+FMA) the WASM kernels run and the report says why.
    */
   native?: boolean;
@@ -246,7 +246,6 @@ function native(options: InitBackendOptions, env: Record<string, string | undefi
 /** Loads the native kernels unless turned off, with a pool of `p.threads` (ETT_NATIVE_THREADS overrides). */
 function setUpNative(p: Plan, options: InitBackendOptions, env: Record<string, string | undefined>): NativeStatus {
   if (!native(options, env)) {
-    registerWasmTrainingKernels({ native: false });
     return {
       loaded: false,
       isa: null,
@@ -256,7 +255,6 @@ function setUpNative(p: Plan, options: InitBackendOptions, env: Record<string, s
   }
   const { addon } = loadNative(env);
   if (addon != null && !(Number(env['ETT_NATIVE_THREADS']) >= 1)) addon.setThreads(p.threads);
-  registerWasmTrainingKernels({ native: true });
   return nativeStatus();
 }
 
