@@ -3,7 +3,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { type GpuInfo, detectGpu } from './gpu';
 import { gradientsRegistered } from './gradients';
-import { type NativeStatus, loadNative, nativeStatus } from './native/load';
+import { type NativeStatus, loadNative, nativeOffByEnv, nativeStatus } from './native/load';
 import { registerWasmTrainingKernels } from './wasm-kernels/index';
 import { installWasmThreadsShim, afterWasmStart, withLogicalCoresAtLeast } from './wasm-threads';
 
@@ -239,8 +239,7 @@ async function tryNative(specifier: string, load: ModuleLoader, attempts: Backen
 
 /** Whether the native kernels are wanted: the option, else ETT_NATIVE (off: 0 / false / off), else yes. */
 function native(options: InitBackendOptions, env: Record<string, string | undefined>): boolean {
-  const flag = env['ETT_NATIVE']?.trim().toLowerCase();
-  return options.native ?? !(flag === '0' || flag === 'false' || flag === 'off');
+  return options.native ?? !nativeOffByEnv(env);
 }
 
 /** Loads the native kernels unless turned off, with a pool of `p.threads` (ETT_NATIVE_THREADS overrides). */

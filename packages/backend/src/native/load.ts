@@ -88,10 +88,15 @@ function packageRoot(): string | null {
   return null;
 }
 
+/** ETT_NATIVE set to 0 / false / off. */
+export function nativeOffByEnv(env: Record<string, string | undefined>): boolean {
+  const flag = env['ETT_NATIVE']?.trim().toLowerCase();
+  return flag === '0' || flag === 'false' || flag === 'off';
+}
+
 function load(env: Record<string, string | undefined>): { addon: NativeAddon | null; status: NativeStatus } {
   const none = (detail: string) => ({ addon: null, status: { loaded: false, isa: null, threads: null, detail } });
-  const flag = env['ETT_NATIVE']?.trim().toLowerCase();
-  if (flag === '0' || flag === 'false' || flag === 'off') return none('disabled by ETT_NATIVE');
+  if (nativeOffByEnv(env)) return none('disabled by ETT_NATIVE');
   const platform = `${process.platform}-${process.arch}`;
   const root = packageRoot();
   if (root == null) return none('package root of @ettjs/backend not found');

@@ -115,6 +115,20 @@ function naiveConvGrads(c: ConvCase, x: Float32Array, wt: Float32Array, dy: Floa
   return { y, dx, dw };
 }
 
+/** conv2d(x, w) and its gradients for x and w at upstream gradient dy, as a function that makes the tensors. */
+function convValueAndGrads(c: ConvCase, x: Float32Array, w: Float32Array, dy: Float32Array): () => tf.Tensor[] {
+  const { oh, ow } = geometry(c);
+  return () => {
+    const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
+    const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
+    const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
+    )([xt, wt]);
+    return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
+  };
+}
+
 const CONV_CASES: ConvCase[] = [];
 for (const s of [1, 2])
   for (const k of [1, 3, 4]) for (const pad of ['same', 'valid'] as const) CONV_CASES.push({ b: 2, h: 7, w: 6, ci: 3, co: 4, k, s, pad });
@@ -211,16 +225,7 @@ describe.each(KERNEL_PATHS)('conv2d gradients (wasm vs cpu vs naive float64), $p
     const w = randn(c.k * c.k * c.ci * c.co, 2);
     const { oh, ow } = geometry(c);
     const dy = randn(c.b * oh * ow * c.co, 3);
-    const f = () => {
-      const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
-      const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
-      const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
-      const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
-      )([xt, wt]);
-      return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
-    };
-    const [y, gx, gw] = await sameOnBoth(f);
+    const [y, gx, gw] = await sameOnBoth(convValueAndGrads(c, x, w, dy));
     const ref = naiveConvGrads(c, x, w, dy);
     expectClose(y!, ref.y);
     expectClose(gx!, ref.dx);
@@ -268,15 +273,7 @@ describe.each(KERNEL_PATHS)('conv2d gradients (wasm vs cpu vs naive float64), $p
       const w = randn(c.k * c.k * c.ci * c.co, 22);
       const { oh, ow } = geometry(c);
       const dy = randn(c.b * oh * ow * c.co, 23);
-      const [y, gx, gw] = await on('wasm', () => {
-        const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
-        const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
-        const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
-        const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
-        )([xt, wt]);
-        return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
-      });
+      const [y, gx, gw] = await on('wasm', convValueAndGrads(c, x, w, dy));
       const ref = naiveConvGrads(c, x, w, dy);
       expectClose(y!, ref.y);
       expectClose(gx!, ref.dx);
