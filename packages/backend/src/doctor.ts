@@ -4,6 +4,7 @@ import { type GpuInfo, detectGpu } from './gpu';
 import { gradientsRegistered } from './gradients';
 import { type BackendReport, CUDA_NOTE, type InitBackendOptions, initBackend } from './init';
 import { WASM_KERNEL_PATCHES, patchedWasmKernels } from './wasm-kernels/index';
+import { WEBGPU_KERNEL_PATCHES, patchedWebGpuKernels } from './webgpu/kernels';
 
 /** Everything `ett doctor` prints about the compute setup. */
 export interface DoctorReport {
@@ -17,7 +18,7 @@ export interface DoctorReport {
   cores: number;
   /** tfjs gradients and chained ops are registered. */
   gradients: boolean;
-  /** Kernels patched for wasm, each with why (empty off wasm). */
+  /** Kernels patched for wasm or webgpu, each with why (empty elsewhere). */
   kernels: { name: string; why: string }[];
   /** The NVIDIA GPU probe. */
   gpu: GpuInfo;
@@ -41,7 +42,12 @@ export async function doctor(options: InitBackendOptions = {}): Promise<DoctorRe
   if (gpu.visible && (gpu.cuda11 === false || gpu.cudnn8 === false)) {
     advice.push(`libcudart.so.11.0 and/or libcudnn.so.8 are not on the loader path: tfjs-node-gpu would run on the CPU. ${CUDA_NOTE}.`);
   }
-  const kernels = backend.backend === 'wasm' ? patchedWasmKernels().map((name) => ({ name, why: WASM_KERNEL_PATCHES[name] ?? '' })) : [];
+  const kernels =
+    backend.backend === 'wasm'
+      ? patchedWasmKernels().map((name) => ({ name, why: WASM_KERNEL_PATCHES[name] ?? '' }))
+      : backend.backend === 'webgpu'
+        ? patchedWebGpuKernels().map((name) => ({ name, why: WEBGPU_KERNEL_PATCHES[name] ?? '' }))
+        : [];
   return {
     backend,
     tfjsCore: tf.version_core,
@@ -63,6 +69,11 @@ export function formatDoctorReport(r: DoctorReport): string {
     `chosen by    ${b.source}: ${b.reason}`,
     `threads      ${b.threads ?? 'libtensorflow decides'}`,
     `SIMD         ${b.simd == null ? 'n/a' : b.simd ? 'yes' : 'no'}`,
+    ...(b.webgpu == null
+      ? []
+      : [
+          `adapter      ${b.webgpu.name}${b.webgpu.software ? ' (software)' : ''}, Dawn ${b.webgpu.dawnFlags.join(' ') || 'default backend'}, ${b.webgpu.featureLevel}`,
+        ]),
     `native       ${b.native == null ? 'n/a' : b.native.loaded ? `${b.native.isa}, ${b.native.threads} threads (${b.native.detail})` : `off: ${b.native.detail}`}`,
     `tfjs-core    ${r.tfjsCore}, gradients ${r.gradients ? 'registered' : 'MISSING'}`,
     `node         ${r.node} ${r.platform}, ${r.cores} cores`,
@@ -72,7 +83,7 @@ export function formatDoctorReport(r: DoctorReport): string {
   lines.push('tried');
   for (const a of b.attempts) lines.push(`  ${a.outcome.padEnd(8)} ${a.candidate}: ${a.detail}`);
   if (r.kernels.length > 0) {
-    lines.push('patched kernels (wasm)');
+    lines.push(`patched kernels (${b.backend})`);
     for (const k of r.kernels) lines.push(`  ${k.name}: ${k.why}`);
   }
   if (r.advice.length > 0) {

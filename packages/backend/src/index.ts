@@ -10,3 +10,5 @@ export { registerWasmTrainingKernels } from './wasm-kernels/index';
 export type { WasmKernelOptions } from './wasm-kernels/index';
 export { nativeStatus } from './native/load';
 export type { NativeStatus } from './native/load';
+export { WebGpuError } from './webgpu/setup';
+export type { WebGpuAdapterInfo } from './webgpu/adapter';

@@ -42,6 +42,7 @@ beforeAll(() => {
 afterEach(async () => {
   await tf.setBackend('cpu');
   if (tf.engine().registryFactory['tensorflow'] != null) tf.removeBackend('tensorflow');
+  if (tf.engine().registryFactory['webgpu'] != null) tf.removeBackend('webgpu');
 });
 afterAll(() => {
   for (const k of tf.getKernelsForBackend('tensorflow')) tf.unregisterKernel(k.kernelName, 'tensorflow');
@@ -70,6 +71,7 @@ describe('automatic selection', () => {
     expect(r).toMatchObject({ backend: 'tensorflow', package: '@tensorflow/tfjs-node', device: 'cpu' });
     expect(r.attempts.map((a) => [a.candidate, a.outcome])).toEqual([
       ['@tensorflow/tfjs-node-gpu', 'skipped'],
+      ['webgpu', 'skipped'],
       ['@tensorflow/tfjs-node', 'chosen'],
     ]);
   });
@@ -85,6 +87,95 @@ describe('automatic selection', () => {
     expect(r.package).toBe('@tensorflow/tfjs-node');
     expect(r.attempts[0]).toMatchObject({ candidate: '@tensorflow/tfjs-node-gpu', outcome: 'failed' });
     expect(r.attempts[0]!.detail).toMatch(/installed but failed to load.*tfjs_binding/);
+  });
+});
+
+// A fake Dawn (the `webgpu` package) whose adapters are named, and a fake tfjs-backend-webgpu that
+// registers the cpu backend (with a device) under the name 'webgpu', as the real one does on import.
+function fakeDawn(adapter: string | null) {
+  return () => ({
+    globals: {},
+    create: () => ({
+      requestAdapter: async () =>
+        adapter == null
+          ? null
+          : {
+              info: { vendor: 'test', architecture: '', device: adapter, description: adapter },
+              limits: { maxStorageBuffersPerShaderStage: 8 },
+              features: new Set(),
+              requestDevice: async () => ({}),
+            },
+    }),
+  });
+}
+function fakeTfjsWebGpu() {
+  return () => {
+    for (const k of tf.getKernelsForBackend('cpu')) {
+      if (tf.getKernel(k.kernelName, 'webgpu') == null) tf.registerKernel({ ...k, backendName: 'webgpu' });
+    }
+    tf.registerBackend('webgpu', () =>
+      Object.assign(new MathBackendCPU(), {
+        device: { limits: { maxStorageBuffersPerShaderStage: 8 }, queue: { onSubmittedWorkDone: async () => {} } },
+      }),
+    );
+    return { version_webgpu: '4.22.0' };
+  };
+}
+// ETT_WEBGPU_FLAGS makes the probe skip the Vulkan-loader check (the fake needs no Vulkan).
+const WEBGPU_ENV = { ETT_WEBGPU_FLAGS: 'backend=vulkan' };
+
+describe('WebGPU selection', () => {
+  it('takes a hardware WebGPU adapter over tfjs-node and tfjs-node-gpu that runs on the CPU, and names it', async () => {
+    const { load } = loader({
+      '@tensorflow/tfjs-node-gpu': fakeTfjsNode({ gpu: false }),
+      webgpu: fakeDawn('NVIDIA H100'),
+      '@tensorflow/tfjs-backend-webgpu': fakeTfjsWebGpu(),
+    });
+    const r = await initBackend({ env: WEBGPU_ENV, loadModule: load, detectGpu: () => GPU });
+    expect(r).toMatchObject({ backend: 'webgpu', device: 'gpu', webgpu: { name: 'NVIDIA H100', software: false } });
+    expect(r.reason).toMatch(/WebGPU adapter \(NVIDIA H100\).*not on the GPU/);
+    expect(r.patchedKernels).toEqual(['AddN', 'Conv2DBackpropFilter']);
+    expect(tf.getBackend()).toBe('webgpu');
+    expect(formatDoctorReport(await doctor({ env: WEBGPU_ENV, loadModule: load, detectGpu: () => GPU }))).toMatch(
+      /adapter +NVIDIA H100, Dawn backend=vulkan/,
+    );
+  });
+
+  it('keeps tfjs-node-gpu first when it really runs on the GPU', async () => {
+    const { load, loaded } = loader({
+      '@tensorflow/tfjs-node-gpu': fakeTfjsNode({ gpu: true }),
+      webgpu: fakeDawn('NVIDIA H100'),
+      '@tensorflow/tfjs-backend-webgpu': fakeTfjsWebGpu(),
+    });
+    const r = await initBackend({ env: WEBGPU_ENV, loadModule: load, detectGpu: () => GPU });
+    expect(r).toMatchObject({ backend: 'tensorflow', device: 'gpu' });
+    expect(loaded).not.toContain('webgpu');
+  });
+
+  it('never picks a software adapter by itself, but takes it when asked by name, with a warning', async () => {
+    const { load } = loader({ webgpu: fakeDawn('llvmpipe (LLVM 15.0.6, 256 bits)'), '@tensorflow/tfjs-backend-webgpu': fakeTfjsWebGpu() });
+    const auto = await initBackend({ env: WEBGPU_ENV, loadModule: load, detectGpu: () => NO_GPU });
+    expect(auto.backend).toBe('wasm');
+    expect(auto.attempts.find((a) => a.candidate === 'webgpu')).toMatchObject({
+      outcome: 'skipped',
+      detail: expect.stringMatching(/only a software adapter \(llvmpipe/),
+    });
+    const { load: load2 } = loader({ webgpu: fakeDawn('llvmpipe (LLVM 15.0.6, 256 bits)') });
+    const r0 = await initBackend({ env: { ...WEBGPU_ENV, ETT_BACKEND: 'webgpu' }, loadModule: load2, detectGpu: () => NO_GPU }).catch(
+      (e) => e,
+    );
+    expect(r0).toBeInstanceOf(BackendInitError);
+    expect((r0 as Error).message).toMatch(/llvmpipe.*@tensorflow\/tfjs-backend-webgpu is not installed/s);
+    const r = await initBackend({ backend: 'webgpu', env: WEBGPU_ENV, loadModule: load, detectGpu: () => NO_GPU });
+    expect(r).toMatchObject({ backend: 'webgpu', device: 'cpu', webgpu: { software: true } });
+    expect(r.warnings.join(' ')).toMatch(/software adapter \(llvmpipe/);
+  });
+
+  it('asked for by name without any adapter, fails and says what was tried', async () => {
+    const none = loader({ webgpu: fakeDawn(null) });
+    await expect(initBackend({ backend: 'webgpu', env: WEBGPU_ENV, loadModule: none.load, detectGpu: () => NO_GPU })).rejects.toThrow(
+      /WebGPU could not be started[\s\S]*no WebGPU adapter/,
+    );
   });
 });
 
@@ -117,7 +208,7 @@ describe('an explicit choice is honoured or fails loudly', () => {
 
   it('rejects bad names and thread counts with what was expected', async () => {
     await expect(initBackend({ env: { ETT_BACKEND: 'webgl' } })).rejects.toThrow(
-      /ETT_BACKEND must be one of tensorflow \| wasm \| cpu, got "webgl"/,
+      /ETT_BACKEND must be one of tensorflow \| webgpu \| wasm \| cpu, got "webgl"/,
     );
     await expect(initBackend({ backend: 'gpu' as never })).rejects.toThrow(BackendInitError);
     await expect(initBackend({ backend: 'wasm', threads: 0 })).rejects.toThrow(/threads must be a positive integer, got 0/);

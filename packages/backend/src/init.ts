@@ -6,15 +6,22 @@ import { gradientsRegistered } from './gradients';
 import { type NativeStatus, loadNative, nativeOffByEnv, nativeStatus } from './native/load';
 import { registerWasmTrainingKernels } from './wasm-kernels/index';
 import { installWasmThreadsShim, afterWasmStart, withLogicalCoresAtLeast } from './wasm-threads';
+import { type WebGpuAdapterInfo, findAdapter } from './webgpu/adapter';
+import { registerWebGpuTrainingKernels } from './webgpu/kernels';
+import { guardWebGpuReads, installNavigatorGpu } from './webgpu/setup';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
-const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
 
 /** Loads an optional package by name; resolves `null` when it is not installed. */
 export type ModuleLoader = (specifier: string) => Promise<unknown | null>;
 
 export interface InitBackendOptions {
-  /** The backend to use. Defaults to the ETT_BACKEND variable, else automatic (tfjs-node-gpu with a GPU → tfjs-node → wasm → cpu). */
+  /**
+   * The backend to use. Defaults to the ETT_BACKEND variable, else automatic: tfjs-node-gpu on a GPU →
+   * webgpu on a hardware adapter → tfjs-node → wasm → cpu. Asked for by name, webgpu also takes a
+   * software adapter (llvmpipe, SwiftShader) and warns that it is one.
+   */
   backend?: BackendName;
   /**
    * Threads. Defaults to ETT_WASM_THREADS, else os.availableParallelism(). With the native kernels
@@ -28,9 +35,9 @@ export interface InitBackendOptions {
    * cannot load (other platform, CPU without AVX2+FMA) the WASM kernels run and the report says why.
    */
   native?: boolean;
-  /** Where ETT_BACKEND / ETT_WASM_THREADS / ETT_NATIVE / CUDA_VISIBLE_DEVICES are read. Defaults to process.env. */
+  /** Where ETT_BACKEND / ETT_WASM_THREADS / ETT_NATIVE / ETT_WEBGPU_FLAGS / CUDA_VISIBLE_DEVICES are read. Defaults to process.env. */
   env?: Record<string, string | undefined>;
-  /** Loads @tensorflow/tfjs-node(-gpu). Defaults to a guarded dynamic import; inject one to test or to supply your own build. */
+  /** Loads @tensorflow/tfjs-node(-gpu), webgpu and @tensorflow/tfjs-backend-webgpu. Defaults to a guarded dynamic import; inject one to test or to supply your own build. */
   loadModule?: ModuleLoader;
   /** Probes for an NVIDIA GPU. Defaults to {@link detectGpu}. */
   detectGpu?: () => GpuInfo;
@@ -50,7 +57,7 @@ export interface BackendReport {
   package: string;
   /** That package's version. */
   version: string;
-  /** Where the math runs. 'cpu' for tfjs-node-gpu that could not use the GPU. */
+  /** Where the math runs. 'cpu' for tfjs-node-gpu that could not use the GPU, and for a software WebGPU adapter. */
   device: 'gpu' | 'cpu';
   /** Worker threads (wasm: XNNPACK's pool size as the backend reports it; cpu: 1; tensorflow: null, libtensorflow decides). */
   threads: number | null;
@@ -64,8 +71,10 @@ export interface BackendReport {
   attempts: BackendAttempt[];
   /** Things that work but not as well as they could (e.g. tfjs-node-gpu running on CPU). */
   warnings: string[];
-  /** Kernels @ettjs/backend registered for this backend (wasm only). */
+  /** Kernels @ettjs/backend registered for this backend (wasm and webgpu). */
   patchedKernels: string[];
+  /** The WebGPU adapter (null off webgpu). */
+  webgpu: WebGpuAdapterInfo | null;
   /** The native kernels behind matmul and conv on wasm: loaded or why not (null off wasm). */
   native: NativeStatus | null;
   /** The GPU probe, when one ran. */
@@ -234,6 +243,106 @@ async function tryNative(specifier: string, load: ModuleLoader, attempts: Backen
     warnings,
     patchedKernels: [],
     native: null,
+    webgpu: null,
+  };
+}
+
+/**
+ * WebGPU through Dawn (the `webgpu` package) and @tensorflow/tfjs-backend-webgpu. `hardwareOnly`
+ * (the automatic choice) skips software adapters, which are slower than wasm.
+ */
+async function tryWebGpu(
+  load: ModuleLoader,
+  env: Record<string, string | undefined>,
+  attempts: BackendAttempt[],
+  hardwareOnly: boolean,
+): Promise<Chosen | null> {
+  const registry = tf.engine().registry as Record<string, unknown>;
+  let found: Awaited<ReturnType<typeof findAdapter>>;
+  try {
+    found = await findAdapter(load, env, { hardwareOnly });
+  } catch (err) {
+    attempts.push({
+      candidate: 'webgpu',
+      outcome: 'failed',
+      detail: `the webgpu package is installed but failed to load: ${(err as Error).message}`,
+    });
+    return null;
+  }
+  if (found.dawn == null) {
+    const detail = found.tried.length > 0 ? found.tried.join('; ') : 'the optional peer `webgpu` is not installed';
+    attempts.push({ candidate: 'webgpu', outcome: 'skipped', detail });
+    return null;
+  }
+  if (found.found == null) {
+    attempts.push({ candidate: 'webgpu', outcome: 'skipped', detail: `no WebGPU adapter (${found.tried.join('; ')})` });
+    return null;
+  }
+  const { info } = found.found;
+  if (hardwareOnly && info.software) {
+    attempts.push({
+      candidate: 'webgpu',
+      outcome: 'skipped',
+      detail: `only a software adapter (${info.name}), slower than wasm; ask for 'webgpu' by name to use it`,
+    });
+    return null;
+  }
+  if (registry['webgpu'] == null) installNavigatorGpu(found.dawn, found.found);
+  let mod: unknown;
+  try {
+    mod = await load('@tensorflow/tfjs-backend-webgpu');
+  } catch (err) {
+    attempts.push({
+      candidate: 'webgpu',
+      outcome: 'failed',
+      detail: `@tensorflow/tfjs-backend-webgpu failed to load: ${(err as Error).message}`,
+    });
+    return null;
+  }
+  if (mod == null) {
+    attempts.push({
+      candidate: 'webgpu',
+      outcome: 'skipped',
+      detail: `adapter ${info.name}, but @tensorflow/tfjs-backend-webgpu is not installed`,
+    });
+    return null;
+  }
+  if (tf.findBackendFactory('webgpu') == null) {
+    attempts.push({
+      candidate: 'webgpu',
+      outcome: 'failed',
+      detail:
+        '@tensorflow/tfjs-backend-webgpu was imported before initBackend set up navigator.gpu, so it did not register; let initBackend load it',
+    });
+    return null;
+  }
+  const patchedKernels = registerWebGpuTrainingKernels();
+  const problem = await activate('webgpu');
+  if (problem != null) {
+    attempts.push({ candidate: 'webgpu', outcome: 'failed', detail: problem });
+    return null;
+  }
+  guardWebGpuReads(tf.backend());
+  const warnings = info.software
+    ? [`WebGPU runs on a software adapter (${info.name}): correct but slower than wasm; use it to check the GPU path, not to train.`]
+    : [];
+  attempts.push({
+    candidate: 'webgpu',
+    outcome: 'chosen',
+    detail: `${info.name} via Dawn ${info.dawnFlags.join(' ') || 'default backend'}, ${info.featureLevel}`,
+  });
+  return {
+    backend: 'webgpu',
+    package: '@tensorflow/tfjs-backend-webgpu',
+    version: (mod as { version_webgpu?: string }).version_webgpu ?? tf.version_core,
+    device: info.software ? 'cpu' : 'gpu',
+    threads: null,
+    simd: null,
+    reason: '',
+    warnings,
+    patchedKernels,
+    native: null,
+    webgpu: info,
   };
 }
 
@@ -337,6 +446,7 @@ async function tryWasm(
     warnings,
     patchedKernels,
     native: nativeReport,
+    webgpu: null,
   };
 }
 
@@ -359,6 +469,7 @@ async function tryCpu(attempts: BackendAttempt[]): Promise<Chosen | null> {
     warnings: ['The cpu backend is 200-5000x slower than PyTorch for training: use it for tests only.'],
     patchedKernels: [],
     native: null,
+    webgpu: null,
   };
 }
 
@@ -377,22 +488,41 @@ async function choose(p: Plan, options: InitBackendOptions, env: Record<string, 
     } else {
       attempts.push({ candidate: NODE_GPU, outcome: 'skipped', detail: `no GPU visible: ${gpu.detail}` });
     }
-    if (result == null) result = await tryNative(NODE_CPU, load, attempts, gpu);
-    // Asked for libtensorflow explicitly: the GPU package also runs on the CPU.
-    if (result == null && p.backend === 'tensorflow' && !gpu.visible) result = await tryNative(NODE_GPU, load, attempts, gpu);
-    if (result != null) {
+  }
+  // tfjs-node-gpu that really runs on the GPU stays first; else a hardware WebGPU adapter wins.
+  if (p.backend === 'webgpu' || (p.backend === 'auto' && result?.device !== 'gpu')) {
+    const onGpu = await tryWebGpu(load, env, attempts, p.backend === 'auto');
+    if (onGpu != null) {
+      if (result != null) attempts.push({ candidate: NODE_GPU, outcome: 'skipped', detail: 'it runs on the CPU; WebGPU has a GPU' });
+      result = onGpu;
       reason =
-        p.backend === 'tensorflow'
-          ? `${p.source === 'option' ? 'asked for' : 'ETT_BACKEND asks for'} libtensorflow; using ${result.package}`
-          : result.package === NODE_GPU
-            ? `${NODE_GPU} is installed and a GPU is visible`
-            : `${NODE_CPU} is installed${gpu.visible ? ` (${NODE_GPU} was not usable)` : ''}`;
-    } else if (p.backend === 'tensorflow') {
+        p.backend === 'webgpu'
+          ? `${p.source === 'option' ? 'asked for' : 'ETT_BACKEND asks for'} webgpu`
+          : `a WebGPU adapter (${onGpu.webgpu?.name}) is available${gpu?.visible ? ` and ${NODE_GPU} is not on the GPU` : ''}`;
+    } else if (p.backend === 'webgpu') {
       throw new BackendInitError(
-        `${p.source === 'option' ? "initBackend({ backend: 'tensorflow' })" : 'ETT_BACKEND=tensorflow'}: neither ${NODE_GPU} nor ${NODE_CPU} could be used. Install one (its install downloads libtensorflow; ${CUDA_NOTE}), or choose 'wasm'.`,
+        `${p.source === 'option' ? "initBackend({ backend: 'webgpu' })" : 'ETT_BACKEND=webgpu'}: WebGPU could not be started. Install the optional peers \`webgpu\` and \`@tensorflow/tfjs-backend-webgpu\`, and a GPU driver with Vulkan (Linux; or Mesa's EGL/GLES for a software check), or choose 'wasm'.`,
         attempts,
       );
     }
+  }
+  if (result == null && (p.backend === 'tensorflow' || p.backend === 'auto') && gpu != null) {
+    result = await tryNative(NODE_CPU, load, attempts, gpu);
+    // Asked for libtensorflow explicitly: the GPU package also runs on the CPU.
+    if (result == null && p.backend === 'tensorflow' && !gpu.visible) result = await tryNative(NODE_GPU, load, attempts, gpu);
+  }
+  if (result != null && result.backend === 'tensorflow') {
+    reason =
+      p.backend === 'tensorflow'
+        ? `${p.source === 'option' ? 'asked for' : 'ETT_BACKEND asks for'} libtensorflow; using ${result.package}`
+        : result.package === NODE_GPU
+          ? `${NODE_GPU} is installed and a GPU is visible`
+          : `${NODE_CPU} is installed${gpu?.visible ? ` (${NODE_GPU} was not usable)` : ''}`;
+  } else if (result == null && p.backend === 'tensorflow') {
+    throw new BackendInitError(
+      `${p.source === 'option' ? "initBackend({ backend: 'tensorflow' })" : 'ETT_BACKEND=tensorflow'}: neither ${NODE_GPU} nor ${NODE_CPU} could be used. Install one (its install downloads libtensorflow; ${CUDA_NOTE}), or choose 'wasm'.`,
+      attempts,
+    );
   }
   if (result == null && (p.backend === 'wasm' || p.backend === 'auto')) {
     result = await tryWasm(p, options, env, attempts);
@@ -400,7 +530,7 @@ async function choose(p: Plan, options: InitBackendOptions, env: Record<string, 
       reason =
         p.backend === 'wasm'
           ? `${p.source === 'option' ? 'asked for' : 'ETT_BACKEND asks for'} wasm`
-          : 'no usable @tensorflow/tfjs-node(-gpu); WASM is the fastest backend that installs from npm alone';
+          : 'no usable @tensorflow/tfjs-node(-gpu) or GPU WebGPU adapter; WASM is the fastest backend that installs from npm alone';
     } else if (p.backend === 'wasm') {
       throw new BackendInitError(
         `${p.source === 'option' ? "initBackend({ backend: 'wasm' })" : 'ETT_BACKEND=wasm'}: the wasm backend could not be started.`,

@@ -1,0 +1,124 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type { DawnModule, FoundAdapter, GpuAdapterLike, GpuDeviceLike, GpuLike } from './adapter';
+
+/** A WebGPU error that the device reported outside any error scope (validation, out of memory, internal, device lost). */
+export class WebGpuError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WebGpuError';
+  }
+}
+
+interface WebGpuBackendLike extends tf.KernelBackend {
+  device: GpuDeviceLike;
+  tensorMap?: { get(dataId: object): { values: unknown; dtype: string } | undefined };
+}
+
+const KEY = Symbol.for('@ettjs/backend.webgpuErrors');
+interface ErrorState {
+  pending: string[];
+}
+function errorState(): ErrorState {
+  const g = globalThis as typeof globalThis & { [KEY]?: ErrorState };
+  g[KEY] ??= { pending: [] };
+  return g[KEY];
+}
+
+/** Throws (once) the GPU errors reported since the last check. */
+export function throwPendingWebGpuErrors(): void {
+  const s = errorState();
+  if (s.pending.length === 0) return;
+  const errors = s.pending.splice(0);
+  throw new WebGpuError(
+    `WebGPU reported ${errors.length} error(s); results computed since the last read are not reliable:\n  - ${errors.join('\n  - ')}`,
+  );
+}
+
+/**
+ * Makes `navigator.gpu` (and the WebGPU globals such as GPUBufferUsage) exist for
+ * @tensorflow/tfjs-backend-webgpu, which checks for them when its module loads. Its requestAdapter
+ * hands out the adapter initBackend chose, and the device requested from it gets the adapter's full
+ * storage-buffer limit and error hooks: every uncaptured error and a device loss are recorded and
+ * thrown by the next read of a tensor.
+ */
+export function installNavigatorGpu(dawn: DawnModule, found: FoundAdapter): void {
+  for (const [k, v] of Object.entries(dawn.globals)) {
+    if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true });
+  }
+  const adapter: GpuAdapterLike = {
+    info: found.adapter.info,
+    limits: found.adapter.limits,
+    get features() {
+      return (found.adapter as unknown as { features: unknown }).features;
+    },
+    async requestDevice(descriptor = {}) {
+      const limits = found.adapter.limits;
+      const device = await found.adapter.requestDevice({
+        ...descriptor,
+        requiredLimits: {
+          ...descriptor.requiredLimits,
+          maxStorageBuffersPerShaderStage: limits['maxStorageBuffersPerShaderStage'] ?? 8,
+        },
+      });
+      const s = errorState();
+      device.onuncapturederror = (ev) => {
+        s.pending.push(ev.error.message);
+      };
+      void device.lost.then((info) => {
+        if (info.reason !== 'destroyed') s.pending.push(`device lost: ${info.message}`);
+      });
+      return device;
+    },
+  } as GpuAdapterLike;
+  const gpu: GpuLike & Record<string, unknown> = {
+    // Holds Dawn's instance for as long as navigator.gpu lives.
+    dawnInstance: found.gpu,
+    requestAdapter: async () => adapter,
+    getPreferredCanvasFormat: () => 'rgba8unorm',
+  };
+  const nav = (globalThis as { navigator?: object }).navigator;
+  if (nav == null) {
+    Object.defineProperty(globalThis, 'navigator', {
+      value: { gpu, userAgent: `Node.js/${process.version}` },
+      configurable: true,
+      writable: true,
+    });
+  } else {
+    Object.defineProperty(nav, 'gpu', { value: gpu, configurable: true, writable: true });
+  }
+}
+
+/**
+ * Wraps the running backend's reads: `read` (data(), array()) throws the GPU errors recorded since
+ * the last read; `readSync` (dataSync(), arraySync()) says plainly that Node cannot read a GPU buffer
+ * synchronously (tfjs's way needs OffscreenCanvas), instead of failing inside tfjs.
+ */
+export function guardWebGpuReads(backend: tf.KernelBackend): void {
+  const b = backend as WebGpuBackendLike & { [KEY]?: true };
+  if (b[KEY]) return;
+  b[KEY] = true;
+  const read = b.read.bind(b);
+  b.read = async (dataId: object) => {
+    throwPendingWebGpuErrors();
+    const values = await read(dataId);
+    await b.device.queue.onSubmittedWorkDone();
+    throwPendingWebGpuErrors();
+    return values;
+  };
+  const readSync = b.readSync.bind(b);
+  b.readSync = (dataId: object) => {
+    throwPendingWebGpuErrors();
+    const data = b.tensorMap?.get(dataId);
+    if (
+      data != null &&
+      data.values == null &&
+      data.dtype !== 'string' &&
+      typeof (globalThis as { OffscreenCanvas?: unknown }).OffscreenCanvas === 'undefined'
+    ) {
+      throw new WebGpuError(
+        'dataSync()/arraySync() cannot read a GPU tensor in Node: WebGPU maps buffers asynchronously only. Use `await tensor.data()` / `await tensor.array()`, or run this code on the wasm backend.',
+      );
+    }
+    return readSync(dataId);
+  };
+}
