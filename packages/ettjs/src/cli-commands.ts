@@ -26,7 +26,8 @@ commands:
   report DIR                   print a run's results and where its HTML report is
 
 Run \`ett <command> --help\` for a command's options.`,
-  doctor: 'usage: ett doctor\n  Prints the backend report (ETT_BACKEND=tensorflow|webgpu|wasm|cpu overrides the choice; webgpu: not yet for ett train).',
+  doctor:
+    'usage: ett doctor\n  Prints the backend report (ETT_BACKEND=tensorflow|webgpu|wasm|cpu overrides the choice; webgpu: not yet for ett train).',
   train:
     'usage: ett train [--config FILE] [--out DIR] [--resume]\n  --config  JSON with any ExperimentConfig keys (defaults: the quickstart)\n  --out     run directory (default: config runDir)\n  --resume  continue every phase from its latest checkpoint',
   eval: 'usage: ett eval --run DIR [--arm ett|frozen-embedding|caption-only] [--samples N]',
