@@ -115,7 +115,7 @@ for (let seed = 0; seed < seeds; seed++) {
     seed,
     batchSize: int(args['batch-size'], 'batch-size'),
     gan: args.gan === 'on' ? resolveExperimentConfig().gan : false,
-    steps: { text: textSteps, tokenizer: tokenizerSteps, alignment: alignmentSteps, semantic: steps },
+    steps: { text: textSteps, tokenizer: tokenizerSteps, alignment: alignmentSteps, semantic: steps, generation: 0 },
     evalSamples,
     progress: 'none',
   });

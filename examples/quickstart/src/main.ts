@@ -1,5 +1,6 @@
 // `npm start`: trains a small tokenizer and LM on the embedded synthetic data through stages
-// 0 -> 1 -> 2, compares the frozen tokenizer with ETT end-to-end tuning and writes a report.
+// 0 -> 1 -> 2, compares the frozen tokenizer with ETT end-to-end tuning, post-trains each arm for
+// generation (stage 3) and writes a report.
 //   node dist/main.js [--out runs/quickstart] [--resume] [--scale 1]
 import { parseArgs } from 'node:util';
 import { QUICKSTART_CONFIG, runExperiment } from 'ettjs';
@@ -38,3 +39,4 @@ for (const [name, e] of [
   );
 }
 console.log(`\nreport: ${result.reportPath}  (${((Date.now() - started) / 60000).toFixed(1)} min on ${result.backend})`);
+if ((steps.generation ?? 0) > 0) console.log(`generate: npx ett generate --run ${values.out} --out generated.png "a red circle on the left. text: K7."`);

@@ -17,11 +17,11 @@ usage: ett <command> [options]
 
 commands:
   doctor                       which backend runs, threads, SIMD, patched kernels, GPU detection
-  train [--config f.json]      stage 0 -> 1 -> 2 on the synthetic data (per arm); --resume continues
+  train [--config f.json]      stage 0 -> 1 -> 2 -> 3 on the synthetic data (per arm); --resume continues
   eval --run DIR               per-field caption accuracy, PSNR and code usage on held-out images
   caption --run DIR IMG...     caption PNG/JPEG images
   reconstruct --run DIR IMG    tokenize and decode an image; writes a side-by-side PNG
-  generate --run DIR "PROMPT"  sample an image from text (needs a model trained for generation);
+  generate --run DIR "PROMPT"  sample an image from text (after stage 3: steps.generation > 0);
                                --judge DIR checks its shape and colour with the generation judge
   report DIR                   print a run's results and where its HTML report is
 

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { QUICKSTART_CONFIG, resolveExperimentConfig, runExperiment } from './experiment';
+import { saveSafetensorsFile } from '@ettjs/core';
+import { QUICKSTART_CONFIG, buildModel, resolveExperimentConfig, runExperiment } from './experiment';
 
 const tiny = (runDir: string) => ({
   runDir,
@@ -21,7 +22,7 @@ const tiny = (runDir: string) => ({
     maxPositionEmbeddings: 96,
   },
   gan: { baseChannels: 8, layers: 1 },
-  steps: { text: 2, tokenizer: 2, alignment: 2, semantic: 2 },
+  steps: { text: 2, tokenizer: 2, alignment: 2, semantic: 2, generation: 2 },
   evalSamples: 2,
   progress: 'none' as const,
 });
@@ -33,7 +34,7 @@ const stepLines = (file: string) =>
     .filter((l) => l.includes('"type":"step"')).length;
 
 describe('runExperiment', () => {
-  it('runs stages 0 -> 1 -> 2 per arm, writes checkpoints, metrics and the report, and resumes without retraining', async () => {
+  it('runs stages 0 -> 1 -> 2 -> 3 per arm, writes checkpoints, metrics and the report, and resumes without retraining', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-exp-'));
     const logs: string[] = [];
     const r = await runExperiment(tiny(dir), { log: (s) => logs.push(s) });
@@ -47,7 +48,8 @@ describe('runExperiment', () => {
       expect(Number.isFinite(a.psnr)).toBe(true);
       expect(a.codeCounts.reduce((s, c) => s + c, 0)).toBe(2 * 16); // every visual token counted once
     }
-    for (const d of ['lm-text', 'stage0-tokenizer', 'stage1-alignment', 'stage2-frozen-embedding', 'stage2-ett']) {
+    const phases = ['lm-text', 'stage0-tokenizer', 'stage1-alignment', 'stage2-frozen-embedding', 'stage2-ett'];
+    for (const d of [...phases, 'stage3-gen-frozen-embedding', 'stage3-gen-ett']) {
       expect(stepLines(path.join(dir, d, 'metrics.jsonl')), d).toBe(2);
       expect(fs.readFileSync(path.join(dir, d, 'latest'), 'utf8').trim()).toMatch(/step-0+2/);
     }
@@ -58,6 +60,15 @@ describe('runExperiment', () => {
     expect(html).toContain('stage 2: ett');
     expect(html).toContain('reconstructions-ett.png');
     expect(fs.existsSync(path.join(dir, 'reconstructions-stage0.png'))).toBe(true);
+    // Stage 3: the visual-code loss was logged, images were sampled, and the run loads for generation.
+    expect(fs.readFileSync(path.join(dir, 'stage3-gen-ett', 'metrics.jsonl'), 'utf8')).toContain('"visual"');
+    expect(html).toContain('generated-ett.png');
+    expect(fs.readFileSync(path.join(dir, 'generated-ett.png')).subarray(1, 4).toString()).toBe('PNG');
+    const { loadRun } = await import('./run-dir');
+    const loaded = await loadRun(dir, 'ett');
+    expect(loaded.checkpoint).toContain(path.join('stage3-gen-ett', 'step-'));
+    expect(loaded.config.lm.visualVocabSize).toBe(32);
+    loaded.model.dispose();
 
     // Resuming a finished run loads every phase from its checkpoint and trains nothing more.
     const again = await runExperiment(tiny(dir), { resume: true, log: () => {} });
@@ -69,6 +80,11 @@ describe('runExperiment', () => {
   it('rejects unknown config keys before doing anything', () => {
     expect(() => resolveExperimentConfig({ stpes: 3 } as never)).toThrow(/unknown key\(s\) stpes/);
     expect(() => resolveExperimentConfig({ arms: ['frozen-index'] })).toThrow(/arm "frozen-index" is not supported here/);
+    expect(() => resolveExperimentConfig({ lm: { ...QUICKSTART_CONFIG.lm, visualVocabSize: 7 } })).toThrow(
+      /visualVocabSize 7 must equal the tokenizer's codebookSize 256/,
+    );
+    expect(resolveExperimentConfig().lm.visualVocabSize).toBe(256);
+    expect(resolveExperimentConfig({ steps: { ...QUICKSTART_CONFIG.steps, generation: 0 } }).lm.visualVocabSize).toBeUndefined();
   });
 });
 
@@ -77,7 +93,7 @@ describe('ett CLI', () => {
     const { runCli, UsageError } = await import('./cli-commands');
     const { encodePng, SyntheticTextImages } = await import('@ettjs/data');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-cli-'));
-    const cfg = { ...tiny(dir), arms: ['ett'], steps: { text: 1, tokenizer: 1, alignment: 1, semantic: 1 } };
+    const cfg = { ...tiny(dir), arms: ['ett'], steps: { text: 1, tokenizer: 1, alignment: 1, semantic: 1, generation: 1 } };
     fs.writeFileSync(path.join(dir, 'cfg.json'), JSON.stringify(cfg));
     const out: string[] = [];
     const log = console.log;
@@ -102,7 +118,22 @@ describe('ett CLI', () => {
       await expect(runCli(['eval'])).rejects.toThrow(/missing --run DIR/);
       await expect(runCli(['eval', '--run', path.join(dir, 'nope')])).rejects.toThrow(/is not a run directory/);
       await expect(runCli(['caption', '--run', dir, path.join(dir, 'missing.png')])).rejects.toThrow(/no such image/);
-      await expect(runCli(['generate', '--run', dir, 'a red circle'])).rejects.toThrow(/needs an AutoregressiveLM with a visual head/);
+      await runCli(['generate', '--run', dir, '--out', path.join(dir, 'gen.png'), 'a red circle']);
+      expect(fs.readFileSync(path.join(dir, 'gen.png')).subarray(1, 4).toString()).toBe('PNG');
+      // A run trained without stage 3 has no visual head to generate with.
+      // (a run directory by hand: its config and one checkpoint of fresh weights)
+      const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-cli-'));
+      const cfg2 = resolveExperimentConfig({ ...tiny(dir2), gan: false, steps: { ...cfg.steps, generation: 0 } });
+      expect(cfg2.lm.visualVocabSize).toBeUndefined();
+      fs.writeFileSync(path.join(dir2, 'config.json'), JSON.stringify(cfg2));
+      const ckpt = path.join(dir2, 'stage0-tokenizer', 'step-00000001');
+      fs.mkdirSync(ckpt, { recursive: true });
+      const fresh = buildModel(cfg2, 'ett');
+      await saveSafetensorsFile(path.join(ckpt, 'model.safetensors'), fresh.stateDict());
+      fresh.dispose();
+      fs.writeFileSync(path.join(ckpt, 'trainer.json'), '{}');
+      fs.writeFileSync(path.join(dir2, 'stage0-tokenizer', 'latest'), 'step-00000001\n');
+      await expect(runCli(['generate', '--run', dir2, 'a red circle'])).rejects.toThrow(/needs an AutoregressiveLM with a visual head/);
     } finally {
       console.log = log;
       if (env === undefined) delete process.env.ETT_BACKEND;

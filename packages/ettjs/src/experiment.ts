@@ -12,10 +12,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import { GanCritic } from './critic';
 import { ETTModel } from './ett-model';
 import { type EvalReport, type EvalSample, evaluateModel } from './evaluate';
-import { type Arm, alignment, type ETTBatch, semantic, textPretraining, tokenizerPretraining } from './recipes';
+import { type Arm, alignment, type ETTBatch, postTrainingGen, semantic, textPretraining, tokenizerPretraining } from './recipes';
 import { type MetricRecord, type ReportImage, readMetricsLog, writeReport } from './report';
 
-/** A run of the ETT recipe on the embedded synthetic data: stage 0 → 1 → 2 for each arm. */
+/** A run of the ETT recipe on the embedded synthetic data: stage 0 → 1 → 2 (→ 3 for generation) for each arm. */
 export interface ExperimentConfig {
   /** Run seed (init, data order). Defaults to 0. */
   seed: number;
@@ -35,9 +35,14 @@ export interface ExperimentConfig {
   lm: Partial<LMConfig>;
   /** PatchGAN discriminator (L_vq's GAN term) or false to leave the GAN out. Defaults to a small one. */
   gan: Partial<PatchDiscriminatorConfig> | false;
-  /** Steps and peak learning rates per stage (`text`: the LM's caption-only pretraining, see `textPretraining`). */
-  steps: { text: number; tokenizer: number; alignment: number; semantic: number };
-  lr: { text: number; tokenizer: number; alignment: number; semantic: number };
+  /**
+   * Steps and peak learning rates per stage (`text`: the LM's caption-only pretraining, see
+   * `textPretraining`; `generation`: stage 3 for generation, `postTrainingGen`, run per arm after
+   * its stage 2 and evaluation — 0 or absent skips it). With generation steps the LM gets a visual
+   * head over the tokenizer's codes (`lm.visualVocabSize` = codebook size unless set).
+   */
+  steps: { text: number; tokenizer: number; alignment: number; semantic: number; generation?: number };
+  lr: { text: number; tokenizer: number; alignment: number; semantic: number; generation?: number };
   /** Validation samples scored at the end of each arm. Defaults to 32. */
   evalSamples: number;
   /** Progress display. Defaults to 'auto'. */
@@ -68,8 +73,8 @@ export const QUICKSTART_CONFIG: ExperimentConfig = {
   // stage and term, far too short for the captions to become good (`--scale` lengthens it). The
   // paper's learning rates are for 1024-image batches and billions of tokens; a CPU run of a few
   // hundred steps needs larger ones to move at all.
-  steps: { text: 150, tokenizer: 60, alignment: 40, semantic: 40 },
-  lr: { text: 2e-3, tokenizer: 2e-3, alignment: 2e-3, semantic: 1e-3 },
+  steps: { text: 150, tokenizer: 60, alignment: 40, semantic: 40, generation: 40 },
+  lr: { text: 2e-3, tokenizer: 2e-3, alignment: 2e-3, semantic: 1e-3, generation: 1e-3 },
   evalSamples: 32,
   progress: 'auto',
 };
@@ -91,6 +96,15 @@ export function resolveExperimentConfig(partial: Partial<ExperimentConfig> = {})
   }
   c.steps = { ...QUICKSTART_CONFIG.steps, ...partial.steps };
   c.lr = { ...QUICKSTART_CONFIG.lr, ...partial.lr };
+  if ((c.steps.generation ?? 0) > 0) {
+    const k = c.tokenizer.codebookSize ?? new VQTokenizer(c.tokenizer).codebookSize;
+    if (c.lm.visualVocabSize != null && c.lm.visualVocabSize !== k) {
+      throw new Error(
+        `experiment config: lm.visualVocabSize ${c.lm.visualVocabSize} must equal the tokenizer's codebookSize ${k} for generation (steps.generation > 0); leave it unset`,
+      );
+    }
+    c.lm = { ...c.lm, visualVocabSize: k };
+  }
   return c;
 }
 
@@ -189,10 +203,31 @@ function reconstructionGrid(model: ETTModel, samples: readonly EvalSample[]): Ui
   return encodePng(grid.image, grid.height, grid.width);
 }
 
+/** Images generated from validation captions (stage 3), with the validation images they describe below. */
+async function generationGrid(model: ETTModel, samples: readonly EvalSample[], arm: Arm, seed: number): Promise<ReportImage> {
+  const S = model.imageSize;
+  const { images } = await model.generateImages(
+    samples.map((s) => s.caption),
+    { seed },
+  );
+  const flat = (await images.data()) as Float32Array;
+  images.dispose();
+  const generated = samples.map((_, i) =>
+    Float32Array.from(flat.subarray(i * S * S * 3, (i + 1) * S * S * 3), (v) => Math.min(1, Math.max(-1, v))),
+  );
+  const grid = imageGrid([...generated, ...samples.map((s) => s.image)], samples.length, S, S);
+  return {
+    file: `generated-${arm}.png`,
+    title: `Generated after stage 3 (${arm})`,
+    caption: `top: sampled from the captions of the bottom row's validation images (${samples.map((s) => JSON.stringify(s.caption)).join(', ')})`,
+    png: encodePng(grid.image, grid.height, grid.width),
+  };
+}
+
 /**
  * Runs the quickstart comparison: stage 0 (tokenizer), stage 1 (projector alignment), then stage 2
- * once per arm from the same stage-1 weights, evaluates each arm on held-out samples and writes an
- * HTML report. With `resume`, every phase continues from its latest checkpoint.
+ * once per arm from the same stage-1 weights, evaluates each arm on held-out samples, then (with
+ * `steps.generation`) post-trains that arm for generation and samples images, and writes an HTML report. With `resume`, every phase continues from its latest checkpoint.
  */
 export async function runExperiment(
   partial: Partial<ExperimentConfig> = {},
@@ -272,20 +307,33 @@ export async function runExperiment(
           caption: 'top: originals, bottom: reconstructions',
           png: reconstructionGrid(model, gridSamples),
         });
+        const genSteps = c.steps.generation ?? 0;
+        if (genSteps > 0) {
+          log(`stage 3 (generation post-training, ${arm}): ${genSteps} steps`);
+          await runStages(
+            model,
+            data,
+            c,
+            path.join(c.runDir, `stage3-gen-${arm}`),
+            [postTrainingGen(model, { steps: genSteps, lr: c.lr.generation })],
+            c.seed + 4,
+            resume,
+          );
+          images.push(await generationGrid(model, gridSamples, arm, c.seed));
+        }
       }
     } finally {
       tf.dispose(Object.values(afterStage1));
     }
-    const metrics: MetricRecord[] = ['lm-text', 'stage0-tokenizer', 'stage1-alignment', ...c.arms.map((a) => `stage2-${a}`)].flatMap(
-      (d) => {
-        const f = path.join(c.runDir, d, 'metrics.jsonl');
-        return fs.existsSync(f)
-          ? readMetricsLog(f)
-              .filter((r) => r.type === 'step')
-              .map((r) => ({ ...r, stage: d }))
-          : [];
-      },
-    );
+    const phases = ['lm-text', 'stage0-tokenizer', 'stage1-alignment', ...c.arms.flatMap((a) => [`stage2-${a}`, `stage3-gen-${a}`])];
+    const metrics: MetricRecord[] = phases.flatMap((d) => {
+      const f = path.join(c.runDir, d, 'metrics.jsonl');
+      return fs.existsSync(f)
+        ? readMetricsLog(f)
+            .filter((r) => r.type === 'step')
+            .map((r) => ({ ...r, stage: d }))
+        : [];
+    });
     const rows = [
       ['after stage 1 (frozen tokenizer)', beforeSemantic] as const,
       ...arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const),

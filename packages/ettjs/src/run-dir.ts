@@ -15,14 +15,14 @@ export class RunDirError extends Error {
   }
 }
 
-/** The phase directories of a run, latest first: stage 2 of the arm, then stage 1, then stage 0. */
+/** The phase directories of a run, latest first: stage 3 (generation) and 2 of the arm, then stage 1, then stage 0. */
 function phaseDirs(dir: string, arm: Arm): string[] {
-  return [`stage2-${arm}`, 'stage1-alignment', 'stage0-tokenizer'].map((d) => path.join(dir, d));
+  return [`stage3-gen-${arm}`, `stage2-${arm}`, 'stage1-alignment', 'stage0-tokenizer'].map((d) => path.join(dir, d));
 }
 
 /**
  * Rebuilds the model of a run directory written by `runExperiment` (or `ett train`) and loads the
- * newest weights it has for `arm`: after stage 2 when that arm ran, else after stage 1 or 0.
+ * newest weights it has for `arm`: after stage 3 (generation) or 2 when that arm ran, else after stage 1 or 0.
  */
 export async function loadRun(dir: string, arm: Arm = 'ett'): Promise<{ model: ETTModel; config: ExperimentConfig; checkpoint: string }> {
   const configFile = path.join(dir, 'config.json');
