@@ -39,4 +39,5 @@ for (const [name, e] of [
   );
 }
 console.log(`\nreport: ${result.reportPath}  (${((Date.now() - started) / 60000).toFixed(1)} min on ${result.backend})`);
-if ((steps.generation ?? 0) > 0) console.log(`generate: npx ett generate --run ${values.out} --out generated.png "a red circle on the left. text: K7."`);
+if ((steps.generation ?? 0) > 0)
+  console.log(`generate: npx ett generate --run ${values.out} --out generated.png "a red circle on the left. text: K7."`);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type BackendReport, initBackend } from '../init';
 import { type NativeAddon, loadNative } from '../native/load';
 import { activeNativeAddon, setNativeAddon } from './native';
-import { type ConvCase, expectClose, geometry, maxRelErr, naiveConvGrads, randn, rng, size } from '../../test/reference';
+import { type ConvCase, expectClose, geometry, maxRelErr, naiveConvGrads, randn, size } from '../../test/reference';
 
 let report: BackendReport;
 beforeAll(async () => {
