@@ -1,5 +1,6 @@
 // Independent references shared by the kernel tests: a seeded normal generator, naive float64
 // conv2d with its gradients written from the definition, and relative-error checks.
+import * as tf from '@tensorflow/tfjs-core';
 import { expect } from 'vitest';
 
 export function rng(seed: number): () => number {
@@ -77,4 +78,34 @@ export function naiveConvGrads(c: ConvCase, x: Float32Array, wt: Float32Array, d
               }
           }
   return { y, dx, dw };
+}
+
+/**
+ * Runs `f` on `backend`, then switches to `after`, and returns the outputs as plain arrays (no
+ * tensors survive).
+ */
+export async function runOn(backend: string, after: string, f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  try {
+    const outs = tf.tidy(f);
+    const data = await Promise.all(outs.map((t) => t.data()));
+    tf.dispose(outs);
+    return data.map((d) => Float32Array.from(d as Float32Array));
+  } finally {
+    await tf.setBackend(after);
+  }
+}
+
+/** conv2d(x, w) and its gradients for x and w at upstream gradient dy, as a function that makes the tensors. */
+export function convValueAndGrads(c: ConvCase, x: Float32Array, w: Float32Array, dy: Float32Array): () => tf.Tensor[] {
+  const { oh, ow } = geometry(c);
+  return () => {
+    const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
+    const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
+    const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
+    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
+    )([xt, wt]);
+    return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
+  };
 }

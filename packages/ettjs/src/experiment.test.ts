@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { saveSafetensorsFile } from '@ettjs/core';
-import { QUICKSTART_CONFIG, buildModel, resolveExperimentConfig, runExperiment } from './experiment';
+import { writeFreshRunDir } from '../test/run-dir-fixture';
+import { QUICKSTART_CONFIG, resolveExperimentConfig, runExperiment } from './experiment';
 
 const tiny = (runDir: string) => ({
   runDir,
@@ -125,14 +125,7 @@ describe('ett CLI', () => {
       const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-cli-'));
       const cfg2 = resolveExperimentConfig({ ...tiny(dir2), gan: false, steps: { ...cfg.steps, generation: 0 } });
       expect(cfg2.lm.visualVocabSize).toBeUndefined();
-      fs.writeFileSync(path.join(dir2, 'config.json'), JSON.stringify(cfg2));
-      const ckpt = path.join(dir2, 'stage0-tokenizer', 'step-00000001');
-      fs.mkdirSync(ckpt, { recursive: true });
-      const fresh = buildModel(cfg2, 'ett');
-      await saveSafetensorsFile(path.join(ckpt, 'model.safetensors'), fresh.stateDict());
-      fresh.dispose();
-      fs.writeFileSync(path.join(ckpt, 'trainer.json'), '{}');
-      fs.writeFileSync(path.join(dir2, 'stage0-tokenizer', 'latest'), 'step-00000001\n');
+      await writeFreshRunDir(dir2, cfg2);
       await expect(runCli(['generate', '--run', dir2, 'a red circle'])).rejects.toThrow(/needs an AutoregressiveLM with a visual head/);
     } finally {
       console.log = log;

@@ -3,7 +3,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { AutoregressiveLM, ByteTokenizer } from '@ettjs/autoregressive-lm';
 import { initBackend } from '@ettjs/backend';
-import { saveSafetensorsFile } from '@ettjs/core';
 import { type ShapeName, type SyntheticSample, SyntheticTextImages } from '@ettjs/data';
 import { CodebookProjector } from '@ettjs/projector';
 import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
@@ -11,8 +10,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ETTModel } from './ett-model';
 import { evaluateGeneration } from './evaluate';
-import { buildModel, QUICKSTART_CONFIG, resolveExperimentConfig } from './experiment';
+import { QUICKSTART_CONFIG, resolveExperimentConfig } from './experiment';
 import { GenerationJudge, JudgeError, trainJudge } from './judge';
+import { writeFreshRunDir } from '../test/run-dir-fixture';
 
 // The judge trains on WASM here, the backend `initBackend` picks for users: tfjs-cpu's matMul
 // gradients make even this small network take about a second per step (MEASUREMENTS.md §3).
@@ -164,14 +164,7 @@ describe('generation judge', () => {
       lm: { ...QUICKSTART_CONFIG.lm, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKVHeads: 1, visualVocabSize: 32 },
       gan: false,
     });
-    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
-    const ckpt = path.join(dir, 'stage0-tokenizer', 'step-00000001');
-    fs.mkdirSync(ckpt, { recursive: true });
-    const model = buildModel(config, 'ett');
-    await saveSafetensorsFile(path.join(ckpt, 'model.safetensors'), model.stateDict());
-    model.dispose();
-    fs.writeFileSync(path.join(ckpt, 'trainer.json'), '{}');
-    fs.writeFileSync(path.join(dir, 'stage0-tokenizer', 'latest'), 'step-00000001\n');
+    await writeFreshRunDir(dir, config);
 
     const judgeDir = path.join(dir, 'judge');
     const png = path.join(dir, 'gen.png');

@@ -8,7 +8,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type BackendReport, initBackend } from '../init';
 import { type NativeAddon, loadNative } from '../native/load';
 import { activeNativeAddon, setNativeAddon } from './native';
-import { type ConvCase, expectClose, geometry, maxRelErr, naiveConvGrads, randn, size } from '../../test/reference';
+import {
+  type ConvCase,
+  expectClose,
+  geometry,
+  maxRelErr,
+  naiveConvGrads,
+  randn,
+  runOn,
+  size,
+  convValueAndGrads,
+} from '../../test/reference';
 
 let report: BackendReport;
 beforeAll(async () => {
@@ -19,38 +29,14 @@ afterAll(async () => {
   await tf.setBackend('cpu');
 });
 
-/** Runs `f` on a backend and returns its outputs as plain arrays (no tensors survive). */
-async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  try {
-    const outs = tf.tidy(f);
-    const data = await Promise.all(outs.map((t) => t.data()));
-    tf.dispose(outs);
-    return data.map((d) => Float32Array.from(d as Float32Array));
-  } finally {
-    await tf.setBackend('cpu');
-  }
-}
+/** Runs `f` on a backend and returns its outputs as plain arrays; the tests rest on cpu. */
+const on = (backend: 'cpu' | 'wasm', f: () => tf.Tensor[]) => runOn(backend, 'cpu', f);
 
 async function sameOnBoth(f: () => tf.Tensor[], tol = 2e-4): Promise<Float32Array[]> {
   const cpu = await on('cpu', f);
   const wasm = await on('wasm', f);
   for (const [i, c] of cpu.entries()) expectClose(wasm[i]!, c, tol);
   return wasm;
-}
-
-/** conv2d(x, w) and its gradients for x and w at upstream gradient dy, as a function that makes the tensors. */
-function convValueAndGrads(c: ConvCase, x: Float32Array, w: Float32Array, dy: Float32Array): () => tf.Tensor[] {
-  const { oh, ow } = geometry(c);
-  return () => {
-    const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
-    const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
-    const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
-    const [gx, gw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
-    )([xt, wt]);
-    return [tf.conv2d(xt, wt, c.s, c.pad), gx!, gw!];
-  };
 }
 
 const CONV_CASES: ConvCase[] = [];

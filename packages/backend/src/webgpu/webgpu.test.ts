@@ -5,7 +5,7 @@
 // if WebGPU does not start; elsewhere the tests are skipped with the reason.
 import * as tf from '@tensorflow/tfjs-core';
 import { type TestContext, afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ConvCase, expectClose, geometry, naiveConvGrads, randn, size } from '../../test/reference';
+import { type ConvCase, expectClose, geometry, naiveConvGrads, randn, runOn, size, convValueAndGrads } from '../../test/reference';
 import { doctor, formatDoctorReport } from '../doctor';
 import { type BackendReport, initBackend } from '../init';
 import type { GpuDeviceLike } from './adapter';
@@ -36,18 +36,8 @@ function needsGpu(ctx: TestContext): void {
 
 const device = () => (tf.backend() as unknown as { device: GpuDeviceLike }).device;
 
-/** Runs `f` on `backend` and returns its outputs as arrays (no tensors survive). */
-async function on(backend: 'cpu' | 'webgpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  await tf.setBackend(backend);
-  try {
-    const outs = tf.tidy(f);
-    const data = await Promise.all(outs.map((t) => t.data()));
-    tf.dispose(outs);
-    return data.map((d) => Float32Array.from(d as Float32Array));
-  } finally {
-    await tf.setBackend('webgpu');
-  }
-}
+/** Runs `f` on a backend and returns its outputs as plain arrays; these tests rest on webgpu. */
+const on = (backend: 'cpu' | 'webgpu', f: () => tf.Tensor[]) => runOn(backend, 'webgpu', f);
 
 describe('webgpu backend', () => {
   it('starts on an adapter, names it, and patches its kernels', async (ctx) => {
@@ -86,15 +76,7 @@ describe('webgpu backend', () => {
     const x = randn(c.b * c.h * c.w * c.ci, 1);
     const w = randn(c.k * c.k * c.ci * c.co, 2);
     const dy = randn(c.b * oh * ow * c.co, 3);
-    const [y, gx, gw] = await on('webgpu', () => {
-      const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
-      const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
-      const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
-      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, c.pad), dyt)),
-      )([xt, wt]);
-      return [tf.conv2d(xt, wt, c.s, c.pad), dx!, dw!];
-    });
+    const [y, gx, gw] = await on('webgpu', convValueAndGrads(c, x, w, dy));
     const ref = naiveConvGrads(c, x, w, dy);
     expectClose(y!, ref.y, 1e-5);
     expectClose(gx!, ref.dx, 1e-5);
