@@ -5,11 +5,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VQ_TOKENIZER_TINY, VQTokenizer, weightedQuantizerLoss } from '../src/index';
 
 /**
- * A tiny tokenizer trained on a small synthetic set. The default run is short (the shared build
- * machine is slow); `ETT_SLOW_TESTS=1` runs the few-hundred-step version with the stricter bounds.
+ * A tiny tokenizer trained on a small synthetic set for a couple of hundred steps (issue #4).
+ * Measured on the 2-core build machine (wasm + native kernels; the run is deterministic, two runs
+ * gave the same numbers): PSNR 8.20 dB at the start, 18.69 after 100 steps, 25.22 after 150,
+ * 27.67 after 200, 32.59 after 300; windowed usage 1.0 at every 25-step checkpoint. 200 steps keep
+ * a 4.5 dB margin over the 15 dB bound below, in about 55 s (300 steps: about 100 s).
  */
-const SLOW = process.env.ETT_SLOW_TESTS === '1';
-const STEPS = SLOW ? 300 : 15;
+const STEPS = 200;
 
 /** 16 images 8×8: a background colour and a 4×4 square of another colour in one of 4 quadrants. */
 function syntheticSet(): tf.Tensor4D {
@@ -51,67 +53,63 @@ describe('training a tiny VQTokenizer', () => {
     await initBackend({ backend: 'cpu' });
   });
 
-  it(
-    `${STEPS} steps raise PSNR, keep codebook usage up with dead-code restart, and leak no tensors per step`,
-    async () => {
-      const model = new VQTokenizer({
-        ...VQ_TOKENIZER_TINY,
-        ch: 8,
-        chMult: [1, 2],
-        zChannels: 8,
-        codeDim: 8,
-        codebookSize: 32,
-        normGroups: 4,
-        conv: 'native',
-        quantizer: {
-          kind: 'ibq',
-          options: {
-            l2Normalize: true,
-            temperature: 0.1,
-            entropy: { kind: 'on', temperature: 0.1, weight: 0.05 },
-            deadCodeRestart: { kind: 'batch-samples', afterSteps: 5 },
-            usageWindow: 20,
-          },
+  it(`${STEPS} steps raise PSNR, keep codebook usage up with dead-code restart, and leak no tensors per step`, async () => {
+    const model = new VQTokenizer({
+      ...VQ_TOKENIZER_TINY,
+      ch: 8,
+      chMult: [1, 2],
+      zChannels: 8,
+      codeDim: 8,
+      codebookSize: 32,
+      normGroups: 4,
+      conv: 'native',
+      quantizer: {
+        kind: 'ibq',
+        options: {
+          l2Normalize: true,
+          temperature: 0.1,
+          entropy: { kind: 'on', temperature: 0.1, weight: 0.05 },
+          deadCodeRestart: { kind: 'batch-samples', afterSteps: 5 },
+          usageWindow: 20,
         },
-      });
-      const images = syntheticSet();
-      const opt = tf.train.adam(3e-3);
-      const start = psnr(model, images);
-      let restarted = 0;
-      const usages: number[] = [];
-      const counts = await tensorCountsOver(STEPS, (i) => {
-        const batch = tf.tidy(() =>
-          tf.gather(
-            images,
-            tf.tensor1d(
-              [0, 1, 2, 3, 4, 5, 6, 7].map((j) => (j + 8 * i) % 16),
-              'int32',
-            ),
+      },
+    });
+    const images = syntheticSet();
+    const opt = tf.train.adam(3e-3);
+    const start = psnr(model, images);
+    let restarted = 0;
+    const usages: number[] = [];
+    const counts = await tensorCountsOver(STEPS, (i) => {
+      const batch = tf.tidy(() =>
+        tf.gather(
+          images,
+          tf.tensor1d(
+            [0, 1, 2, 3, 4, 5, 6, 7].map((j) => (j + 8 * i) % 16),
+            'int32',
           ),
-        );
-        let usage = 0;
-        const cost = opt.minimize(() => {
-          const out = model.reconstruct(batch as tf.Tensor4D);
-          usage = out.stats.usage;
-          return tf.add(tf.mean(tf.abs(tf.sub(out.reconstruction, batch))), weightedQuantizerLoss(out)) as tf.Scalar;
-        }, true);
-        cost?.dispose();
-        batch.dispose();
-        restarted += model.update().restarted;
-        usages.push(usage);
-      });
-      const end = psnr(model, images);
-      console.log(`PSNR ${start.toFixed(2)} → ${end.toFixed(2)} dB over ${STEPS} steps; usage ${usages.at(-1)}; restarted ${restarted}`);
-      // No tensor growth once the optimizer has created its slots (after the first step).
-      expect(new Set(counts.slice(1)).size).toBe(1);
-      // Measured on the 2-core build machine: 8.2 → 9.9 dB after 15 steps, 8.2 → 32.4 dB after 300.
-      expect(end - start).toBeGreaterThan(SLOW ? 15 : 1);
-      // Usage over the window: at least a quarter of the 32 codes (8) stay in use.
-      expect(usages.at(-1)).toBeGreaterThanOrEqual(SLOW ? 0.25 : 0.15);
-      images.dispose();
-      opt.dispose();
-      model.dispose();
-    },
-    SLOW ? 3_600_000 : 300_000,
-  );
+        ),
+      );
+      let usage = 0;
+      const cost = opt.minimize(() => {
+        const out = model.reconstruct(batch as tf.Tensor4D);
+        usage = out.stats.usage;
+        return tf.add(tf.mean(tf.abs(tf.sub(out.reconstruction, batch))), weightedQuantizerLoss(out)) as tf.Scalar;
+      }, true);
+      cost?.dispose();
+      batch.dispose();
+      restarted += model.update().restarted;
+      usages.push(usage);
+    });
+    const end = psnr(model, images);
+    console.log(`PSNR ${start.toFixed(2)} → ${end.toFixed(2)} dB over ${STEPS} steps; usage ${usages.at(-1)}; restarted ${restarted}`);
+    // No tensor growth once the optimizer has created its slots (after the first step).
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    // 8.20 → 27.67 dB measured (see STEPS).
+    expect(end - start).toBeGreaterThan(15);
+    // Usage over the window: at least a quarter of the 32 codes (8) stay in use (measured: all 32).
+    expect(usages.at(-1)).toBeGreaterThanOrEqual(0.25);
+    images.dispose();
+    opt.dispose();
+    model.dispose();
+  }, 300_000);
 });
