@@ -4,6 +4,7 @@
 //
 //   npm run build -w @ettjs/backend && node bench/backend.mjs            # wasm (all cores), wasm 1 thread
 //   node bench/backend.mjs --backends wasm,wasm:1,wasm:2:off,cpu          # backend[:threads[:off = no native kernels]]; cpu is very slow
+//   node bench/backend.mjs --backends webgpu,wasm                         # WebGPU (needs the optional peers webgpu and @tensorflow/tfjs-backend-webgpu)
 //
 // FLOP counts: matmul 2mnk; conv 2·B·H·W·Cin·Cout·k²; transformer block forward B·T·(24d² + 4Td),
 // forward+backward counted as 3× forward (MEASUREMENTS.md §3–5).
@@ -74,7 +75,8 @@ async function child(backend, threads, native) {
     const { median, best } = await time(fn, opts);
     rows.push({ name, ms: median, gflops: gflop / (median / 1000), bestGflops: gflop / (best / 1000) });
   };
-  const slow = backend === 'cpu';
+  // A software WebGPU adapter (llvmpipe) is about as slow as cpu: fewer runs.
+  const slow = backend === 'cpu' || report.webgpu?.software === true;
   for (const n of [512, 1024]) {
     const a = tf.randomNormal([n, n]);
     const b = tf.randomNormal([n, n]);
@@ -132,9 +134,13 @@ async function child(backend, threads, native) {
     );
     tf.dispose([x, ...Object.values(p)]);
   }
-  process.stdout.write(
-    `${JSON.stringify({ label: `${report.backend} ${report.threads ?? ''}T${report.native?.loaded ? ` + native ${report.native.threads}T` : ''}`.trim(), report, rows })}\n`,
-  );
+  process.stdout.write(`${JSON.stringify({ label: label(report), report, rows })}\n`);
+  process.exit(0); // Dawn's instance would keep a webgpu child alive
+}
+
+function label(report) {
+  if (report.webgpu) return `webgpu ${report.webgpu.name.slice(0, 18)}${report.webgpu.software ? ' (sw)' : ''}`;
+  return `${report.backend} ${report.threads ?? ''}T${report.native?.loaded ? ` + native ${report.native.threads}T` : ''}`.trim();
 }
 
 async function main() {

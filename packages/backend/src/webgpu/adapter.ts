@@ -4,7 +4,7 @@ import type { ModuleLoader } from '../init';
 
 /** The GPU adapter the webgpu backend runs on, as initBackend found it. */
 export interface WebGpuAdapterInfo {
-  /** A readable name: the driver's description, else vendor + device. */
+  /** A readable name: the device, else the driver's description, else the vendor. */
   name: string;
   vendor: string;
   architecture: string;
@@ -86,7 +86,8 @@ function describe(adapter: GpuAdapterLike, flags: string[], featureLevel: 'core'
   const architecture = i.architecture ?? '';
   const device = i.device ?? '';
   const description = i.description ?? '';
-  const name = description || [vendor, device].filter(Boolean).join(' ') || 'unnamed adapter';
+  // The device name where the driver gives one ("NVIDIA H100 …", "llvmpipe …"); the description ("OpenGL version …") is less telling.
+  const name = device || description || vendor || 'unnamed adapter';
   const software = i.isFallbackAdapter === true || SOFTWARE.test(`${vendor} ${device} ${description}`);
   return { name, vendor, architecture, device, description, software, dawnFlags: flags, featureLevel };
 }
