@@ -1,5 +1,9 @@
 // gradients first: it registers tfjs-core's gradients and chained ops as a side effect.
 export { gradientsRegistered } from './gradients';
+// The fused GroupNorm kernels (@ettjs/core's groupNorm uses them when present) for cpu and wasm.
+import { registerGroupNormKernels } from './fused/group-norm';
+registerGroupNormKernels('cpu');
+registerGroupNormKernels('wasm');
 export { doctor, formatDoctorReport } from './doctor';
 export type { DoctorReport } from './doctor';
 export { detectGpu } from './gpu';

@@ -17,6 +17,6 @@ export {
 export type { DecodedEntry, SafetensorsDtype, SafetensorsEntry, SafetensorsFile } from './safetensors';
 export { AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm } from './optim';
 export type { AdamWOptions, Gradients, NamedVariables, ParamGroup, ParamGroupState } from './optim';
-export { groupNormalize } from './norm';
+export { GROUP_NORM_KERNEL, type GroupNormOptions, groupNorm, groupNormalize } from './norm';
 export { Rng } from './random';
 export type { RngState } from './random';

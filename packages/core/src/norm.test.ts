@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { groupNormalize } from './norm';
+import { GROUP_NORM_KERNEL, groupNorm, groupNormalize } from './norm';
 
 /** float64 group norm written from the definition (NHWC, population variance). */
 function reference(x: Float32Array, [b, h, w, c]: number[], groups: number, eps: number): Float64Array {
@@ -57,5 +57,63 @@ describe('groupNormalize', () => {
     const x = tf.zeros([1, 2, 2, 6]) as tf.Tensor4D;
     expect(() => groupNormalize(x, 4, 1e-5)).toThrow(/6 channels do not split into 4 groups/);
     x.dispose();
+  });
+});
+
+describe('groupNorm (affine + optional SiLU)', () => {
+  const composite = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D, groups: number, silu: boolean) =>
+    tf.tidy(() => {
+      const y = tf.add(tf.mul(groupNormalize(x, groups, 1e-6), g), b);
+      return silu ? tf.mul(y, tf.sigmoid(y)) : y;
+    });
+  const inputs = () =>
+    [
+      tf.randomNormal([2, 3, 3, 8], 0.2, 1.5, 'float32', 5),
+      tf.randomNormal([8], 1, 0.3, 'float32', 6),
+      tf.randomNormal([8], 0, 0.3, 'float32', 7),
+    ] as [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D];
+
+  it('the fused kernel (registered by @ettjs/backend, which the tests load) agrees with the tfjs-op composition, values and gradients', async () => {
+    expect(tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend())).toBeDefined();
+    for (const silu of [false, true]) {
+      const [x, g, b] = inputs();
+      const w = tf.randomNormal([2, 3, 3, 8], 0, 1, 'float32', 8);
+      const fused = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+        tf.sum(
+          tf.mul(
+            groupNorm(a as tf.Tensor4D, c as tf.Tensor1D, d as tf.Tensor1D, { groups: 2, eps: 1e-6, activation: silu ? 'silu' : 'none' }),
+            w,
+          ),
+        ),
+      )([x, g, b]);
+      const plain = tf.grads((a: tf.Tensor, c: tf.Tensor, d: tf.Tensor) =>
+        tf.sum(tf.mul(composite(a as tf.Tensor4D, c as tf.Tensor1D, d as tf.Tensor1D, 2, silu), w)),
+      )([x, g, b]);
+      const y1 = groupNorm(x, g, b, { groups: 2, eps: 1e-6, activation: silu ? 'silu' : 'none' });
+      const y2 = composite(x, g, b, 2, silu);
+      for (const [p, q] of [[y1, y2], ...fused.map((f, i) => [f, plain[i]!])] as [tf.Tensor, tf.Tensor][]) {
+        const [pv, qv] = [await p.data(), await q.data()];
+        for (let i = 0; i < pv.length; i++) expect(Math.abs(pv[i]! - qv[i]!)).toBeLessThan(2e-4 * Math.max(1, Math.abs(qv[i]!)));
+      }
+      tf.dispose([x, g, b, w, y1, y2, ...fused, ...plain]);
+    }
+  });
+
+  it('falls back to the composition where the backend has no fused kernel, and checks its arguments', async () => {
+    const config = tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend())!;
+    tf.unregisterKernel(GROUP_NORM_KERNEL, tf.getBackend());
+    try {
+      const [x, g, b] = inputs();
+      const y = groupNorm(x, g, b, { groups: 4, eps: 1e-6, activation: 'silu' });
+      const want = composite(x, g, b, 4, true);
+      expect(Array.from(await y.data())).toEqual(Array.from(await want.data()));
+      expect(() => groupNorm(x, g, b, { groups: 3, eps: 1e-6 })).toThrow(/8 channels do not split into 3 groups/);
+      const short = tf.slice(b, 0, 4);
+      expect(() => groupNorm(x, short, b, { groups: 2, eps: 1e-6 })).toThrow(/gamma and beta must be \[8\]/);
+      short.dispose();
+      tf.dispose([x, g, b, y, want]);
+    } finally {
+      tf.registerKernel(config);
+    }
   });
 });

@@ -23,3 +23,41 @@ export function groupNormalize(x: tf.Tensor4D, groups: number, eps: number): tf.
     return tf.reshape(tf.transpose(tf.reshape(normed, [b, groups, h * w, cg]), [0, 2, 1, 3]), [b, h, w, c]);
   });
 }
+
+/** The fused kernel's name, registered by @ettjs/backend for wasm and cpu (its src/fused/group-norm.ts). */
+export const GROUP_NORM_KERNEL = 'EttGroupNorm';
+
+export interface GroupNormOptions {
+  /** Channel groups; must divide the channels. */
+  groups: number;
+  /** Added to the variance. */
+  eps: number;
+  /** Applied after the affine part: `'silu'` (x·σ(x), VQGAN's GroupNorm → nonlinearity) or none. Defaults to `'none'`. */
+  activation?: 'none' | 'silu';
+}
+
+/**
+ * GroupNorm with its per-channel affine, optionally followed by SiLU:
+ * `act(groupNormalize(x) · gamma + beta)` for NHWC `x` `[B, H, W, C]`, gamma and beta `[C]`.
+ * Runs as one fused kernel forward and one backward where the active backend has them (@ettjs/backend
+ * registers them for wasm and cpu), else as the same composition of tfjs ops.
+ */
+export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, options: GroupNormOptions): tf.Tensor4D {
+  const { groups, eps } = options;
+  const activation = options.activation ?? 'none';
+  const c = x.shape[3];
+  if (x.rank !== 4) throw new RangeError(`groupNorm: x must be [B, H, W, C], got [${x.shape}]`);
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) {
+    throw new RangeError(`groupNorm: ${c} channels do not split into ${groups} groups; pick a group count that divides the channels`);
+  }
+  if (gamma.rank !== 1 || gamma.shape[0] !== c || beta.rank !== 1 || beta.shape[0] !== c) {
+    throw new RangeError(`groupNorm: gamma and beta must be [${c}], got [${gamma.shape}] and [${beta.shape}]`);
+  }
+  if (x.dtype === 'float32' && tf.getKernel(GROUP_NORM_KERNEL, tf.getBackend()) != null) {
+    return tf.engine().runKernel(GROUP_NORM_KERNEL, { x, gamma, beta }, { groups, eps, activation }) as tf.Tensor4D;
+  }
+  return tf.tidy(() => {
+    const y = tf.add(tf.mul(groupNormalize(x, groups, eps), gamma), beta);
+    return (activation === 'silu' ? tf.mul(y, tf.sigmoid(y)) : y) as tf.Tensor4D;
+  });
+}

@@ -1,4 +1,4 @@
-import { Module, groupNormalize } from '@ettjs/core';
+import { Module, groupNorm } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -61,6 +61,6 @@ export class GroupNorm extends Module {
 
   forward(x: tf.Tensor4D): tf.Tensor4D {
     if (x.rank !== 4 || x.shape[3] !== this.channels) throw new Error(`GroupNorm: expected [B, H, W, ${this.channels}], got [${x.shape}]`);
-    return tf.tidy(() => tf.add(tf.mul(groupNormalize(x, this.groups, this.eps), this.weight), this.bias));
+    return groupNorm(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, { groups: this.groups, eps: this.eps });
   }
 }

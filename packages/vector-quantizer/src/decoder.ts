@@ -4,7 +4,7 @@ import { type ConvTrunkConfig, Level, Mid } from './encoder';
 import { AttnBlock } from './layers/attention';
 import { Conv2d } from './layers/conv';
 import { GroupNorm } from './layers/norm';
-import { type LayerSettings, ResnetBlock, silu } from './layers/resnet-block';
+import { type LayerSettings, ResnetBlock } from './layers/resnet-block';
 import { Upsample } from './layers/sampling';
 
 /**
@@ -57,7 +57,7 @@ export class Decoder extends Module {
         });
         if (lv.sample) h = lv.sample.apply(h);
       }
-      return this.convOut.apply(silu(this.normOut.apply(h)));
+      return this.convOut.apply(this.normOut.apply(h, 'silu'));
     });
   }
 }

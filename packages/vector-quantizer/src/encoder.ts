@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AttnBlock } from './layers/attention';
 import { Conv2d } from './layers/conv';
 import { GroupNorm } from './layers/norm';
-import { type LayerSettings, ResnetBlock, silu } from './layers/resnet-block';
+import { type LayerSettings, ResnetBlock } from './layers/resnet-block';
 import { Downsample } from './layers/sampling';
 
 /** The conv trunk's shape (shared by encoder and decoder; see `VQTokenizerConfig`). */
@@ -92,7 +92,7 @@ export class Encoder extends Module {
         if (lv.sample) h = lv.sample.apply(h);
       }
       h = this.mid.apply(h);
-      return this.convOut.apply(silu(this.normOut.apply(h)));
+      return this.convOut.apply(this.normOut.apply(h, 'silu'));
     });
   }
 }

@@ -1,4 +1,4 @@
-import { Module, groupNormalize } from '@ettjs/core';
+import { Module, groupNorm } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { VQInputError } from '../errors';
 
@@ -26,10 +26,13 @@ export class GroupNorm extends Module {
     this.bias = this.addParameter('bias', tf.zeros([channels]));
   }
 
-  /** `[B, H, W, C]` → same shape. */
-  apply(x: tf.Tensor4D): tf.Tensor4D {
+  /**
+   * `[B, H, W, C]` → same shape; `activation: 'silu'` applies VQGAN's nonlinearity after it in the
+   * same fused kernel (@ettjs/core `groupNorm`).
+   */
+  apply(x: tf.Tensor4D, activation: 'none' | 'silu' = 'none'): tf.Tensor4D {
     if (x.rank !== 4 || x.shape[3] !== this.channels)
       throw new VQInputError(`GroupNorm: expected [B, H, W, ${this.channels}], got [${x.shape}]`);
-    return tf.tidy(() => tf.add(tf.mul(groupNormalize(x, this.groups, this.eps), this.weight), this.bias));
+    return groupNorm(x, this.weight as tf.Tensor1D, this.bias as tf.Tensor1D, { groups: this.groups, eps: this.eps, activation });
   }
 }
