@@ -15,6 +15,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -448,6 +449,179 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// ---------------------------------------------------------------------------------------------
+// GroupNorm + per-channel affine (+ SiLU) on NHWC data, forward and backward, one sample per task.
+// Statistics in double, two passes (per-channel sums first, then per group), as the JS kernel in
+// src/fused/group-norm.ts, which is the reference the tests hold both to.
+
+struct GroupNormArgs {
+  const float *x, *gamma, *beta, *dy;
+  float *out, *dgamma, *dbeta;
+  int batch, hw, c, groups;
+  bool silu;
+  double eps;
+};
+
+// Per-channel mean and 1/sqrt(var + eps) of the channel's group, for sample s.
+void gn_stats(const GroupNormArgs& a, int s, double* mean, double* rstd, double* acc) {
+  const int c = a.c, cg = c / a.groups;
+  const float* x = a.x + std::int64_t(s) * a.hw * c;
+  const double n = double(a.hw) * cg;
+  std::fill(acc, acc + c, 0.0);
+  for (int p = 0; p < a.hw; p++) {
+    const float* row = x + std::int64_t(p) * c;
+    for (int ch = 0; ch < c; ch++) acc[ch] += row[ch];
+  }
+  for (int g = 0; g < a.groups; g++) {
+    double sum = 0;
+    for (int k = 0; k < cg; k++) sum += acc[g * cg + k];
+    for (int k = 0; k < cg; k++) mean[g * cg + k] = sum / n;
+  }
+  std::fill(acc, acc + c, 0.0);
+  for (int p = 0; p < a.hw; p++) {
+    const float* row = x + std::int64_t(p) * c;
+    for (int ch = 0; ch < c; ch++) {
+      const double d = row[ch] - mean[ch];
+      acc[ch] += d * d;
+    }
+  }
+  for (int g = 0; g < a.groups; g++) {
+    double sq = 0;
+    for (int k = 0; k < cg; k++) sq += acc[g * cg + k];
+    for (int k = 0; k < cg; k++) rstd[g * cg + k] = 1.0 / std::sqrt(sq / n + a.eps);
+  }
+}
+
+void group_norm_forward(const GroupNormArgs& a) {
+  const int c = a.c;
+  pool->run(a.batch, [&](int s) {
+    std::vector<double> mean(c), rstd(c), acc(c);
+    std::vector<float> scale(c), shift(c);
+    gn_stats(a, s, mean.data(), rstd.data(), acc.data());
+    for (int ch = 0; ch < c; ch++) {
+      const double sc = rstd[ch] * a.gamma[ch];
+      scale[ch] = float(sc);
+      shift[ch] = float(a.beta[ch] - mean[ch] * sc);
+    }
+    const std::int64_t base = std::int64_t(s) * a.hw * c;
+    for (int p = 0; p < a.hw; p++) {
+      const float* x = a.x + base + std::int64_t(p) * c;
+      float* y = a.out + base + std::int64_t(p) * c;
+      for (int ch = 0; ch < c; ch++) {
+        const float u = x[ch] * scale[ch] + shift[ch];
+        y[ch] = a.silu ? u / (1.0f + std::exp(-u)) : u;
+      }
+    }
+  });
+}
+
+void group_norm_backward(const GroupNormArgs& a) {
+  const int c = a.c, cg = c / a.groups;
+  const double n = double(a.hw) * cg;
+  std::vector<double> dg(std::size_t(a.batch) * c), db(std::size_t(a.batch) * c);
+  pool->run(a.batch, [&](int s) {
+    std::vector<double> mean(c), rstd(c), acc(c), s1(c, 0.0), s2(c, 0.0);
+    std::vector<float> k0(c), k1(c), k2(c);
+    double* dgs = dg.data() + std::size_t(s) * c;
+    double* dbs = db.data() + std::size_t(s) * c;
+    std::fill(dgs, dgs + c, 0.0);
+    std::fill(dbs, dbs + c, 0.0);
+    gn_stats(a, s, mean.data(), rstd.data(), acc.data());
+    const std::int64_t base = std::int64_t(s) * a.hw * c;
+    // First pass: du = dy · act'(u), dxhat = du · gamma (left in dx), channel sums.
+    for (int p = 0; p < a.hw; p++) {
+      const std::int64_t o = base + std::int64_t(p) * c;
+      for (int ch = 0; ch < c; ch++) {
+        const float xhat = float((a.x[o + ch] - mean[ch]) * rstd[ch]);
+        float d = a.dy[o + ch];
+        if (a.silu) {
+          const float u = xhat * a.gamma[ch] + a.beta[ch];
+          const float sg = 1.0f / (1.0f + std::exp(-u));
+          d *= sg * (1.0f + u * (1.0f - sg));
+        }
+        dbs[ch] += d;
+        dgs[ch] += double(d) * xhat;
+        const float dxhat = d * a.gamma[ch];
+        a.out[o + ch] = dxhat;
+        s1[ch] += dxhat;
+        s2[ch] += double(dxhat) * xhat;
+      }
+    }
+    // dx = rstd·(dxhat − mean_g(dxhat) − xhat·mean_g(dxhat·xhat)) = k0·dxhat + k1·x + k2.
+    for (int g = 0; g < a.groups; g++) {
+      double m1 = 0, m2 = 0;
+      for (int k = 0; k < cg; k++) {
+        m1 += s1[g * cg + k];
+        m2 += s2[g * cg + k];
+      }
+      m1 /= n;
+      m2 /= n;
+      for (int k = 0; k < cg; k++) {
+        const int ch = g * cg + k;
+        const double r = rstd[ch];
+        k0[ch] = float(r);
+        k1[ch] = float(-r * r * m2);
+        k2[ch] = float(-r * m1 + mean[ch] * r * r * m2);
+      }
+    }
+    for (int p = 0; p < a.hw; p++) {
+      const std::int64_t o = base + std::int64_t(p) * c;
+      for (int ch = 0; ch < c; ch++) a.out[o + ch] = k0[ch] * a.out[o + ch] + k1[ch] * a.x[o + ch] + k2[ch];
+    }
+  });
+  for (int ch = 0; ch < c; ch++) {
+    double g = 0, b = 0;
+    for (int s = 0; s < a.batch; s++) {
+      g += dg[std::size_t(s) * c + ch];
+      b += db[std::size_t(s) * c + ch];
+    }
+    a.dgamma[ch] = float(g);
+    a.dbeta[ch] = float(b);
+  }
+}
+
+// groupNorm(mode, heap, x, gamma, beta, dy, out, dgamma, dbeta, batch, hw, c, groups, silu, eps):
+// offsets in floats; mode 0 forward (x, gamma, beta -> out; dy, dgamma, dbeta unused), 1 backward
+// (x, gamma, beta, dy -> out = dx, dgamma, dbeta).
+napi_value GroupNorm(napi_env env, napi_callback_info info) {
+  std::size_t argc = 15;
+  napi_value argv[15];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 15) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: groupNorm takes 15 arguments");
+    return nullptr;
+  }
+  std::int64_t mode, o[7], d[5];
+  float* heap;
+  std::size_t length;
+  double eps;
+  if (!get_ints(env, argv, 0, 1, &mode) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 7, o) ||
+      !get_ints(env, argv, 9, 5, d))
+    return nullptr;
+  if (napi_get_value_double(env, argv[14], &eps) != napi_ok || !(eps >= 0)) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: groupNorm eps must be a number >= 0");
+    return nullptr;
+  }
+  const std::int64_t batch = d[0], hw = d[1], c = d[2], groups = d[3];
+  if ((mode != 0 && mode != 1) || batch < 1 || hw < 1 || c < 1 || groups < 1 || c % groups != 0 || batch * hw * c > (std::int64_t(1) << 40)) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid groupNorm arguments");
+    return nullptr;
+  }
+  const std::int64_t size = batch * hw * c;
+  if (!in_heap(env, length, o[0], size) || !in_heap(env, length, o[1], c) || !in_heap(env, length, o[2], c) ||
+      !in_heap(env, length, o[4], size))
+    return nullptr;
+  if (mode == 1 && (!in_heap(env, length, o[3], size) || !in_heap(env, length, o[5], c) || !in_heap(env, length, o[6], c)))
+    return nullptr;
+  GroupNormArgs a{heap + o[0], heap + o[1], heap + o[2], heap + o[3], heap + o[4], heap + o[5], heap + o[6],
+                  int(batch), int(hw), int(c), int(groups), d[4] != 0, eps};
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  if (mode == 0) group_norm_forward(a);
+  else group_norm_backward(a);
+  return nullptr;
+}
+
 // setThreads(n) -> n actually used; threads() -> current count.
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   std::size_t argc = 1;
@@ -511,6 +685,7 @@ napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setScratchLimit", nullptr, SetScratchLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

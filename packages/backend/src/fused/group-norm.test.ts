@@ -1,10 +1,32 @@
 // The fused GroupNorm kernels on cpu and wasm against a naive float64 reference written here from
 // the definition, and their gradients against central finite differences of that reference.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
+import { type NativeAddon, loadNative } from '../native/load';
+import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { GROUP_NORM, GROUP_NORM_GRAD } from './group-norm';
+
+// Three paths: the cpu backend's JavaScript loops, wasm on the native addon (when this machine loads
+// it; a counting wrapper fails the test if it silently ran the JavaScript), and wasm without it.
+let nativeCalls = 0;
+function countingAddon(): NativeAddon | null {
+  const addon = loadNative().addon;
+  if (addon == null) return null;
+  return {
+    ...addon,
+    groupNorm: (...args: Parameters<NativeAddon['groupNorm']>) => {
+      nativeCalls++;
+      addon.groupNorm(...args);
+    },
+  };
+}
+const PATHS = [
+  { name: 'cpu', backend: 'cpu' as const, addon: () => null },
+  { name: 'wasm with the native addon', backend: 'wasm' as const, addon: countingAddon },
+  { name: 'wasm without it', backend: 'wasm' as const, addon: () => null },
+];
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -48,7 +70,19 @@ const CASES: Case[] = [
 ];
 const EPS = 1e-6;
 
-describe.each(['cpu', 'wasm'] as const)('fused GroupNorm on %s', (backend) => {
+describe.each(PATHS)('fused GroupNorm on $name', ({ backend, addon }) => {
+  let saved: NativeAddon | null = null;
+  let wanted: NativeAddon | null = null;
+  beforeEach(() => {
+    saved = activeNativeAddon();
+    wanted = addon();
+    setNativeAddon(wanted);
+    nativeCalls = 0;
+  });
+  afterEach(() => {
+    setNativeAddon(saved);
+  });
+
   it.each(CASES)('forward and all three gradients for $shape, $groups groups, $activation', async (c) => {
     const n = c.shape.reduce((a, v) => a * v, 1);
     const ch = c.shape[3];
@@ -67,6 +101,8 @@ describe.each(['cpu', 'wasm'] as const)('fused GroupNorm on %s', (backend) => {
       const grads = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, g, b), wt)))([xt, gt, bt]);
       return [f(xt, gt, bt), ...grads];
     });
+    // On the native path the forward and the backward kernel both ran there (two forwards: grads and y).
+    if (wanted != null) expect(nativeCalls).toBe(3);
     expectClose(y!, reference(c, x, gamma, beta, EPS), 1e-5);
     // Central differences of the float64 reference: L = Σ w ⊙ y.
     const loss = (xx: ArrayLike<number>, gg: ArrayLike<number>, bb: ArrayLike<number>) =>

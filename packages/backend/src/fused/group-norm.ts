@@ -1,10 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeGroupNorm } from '../wasm-kernels/native';
 
 // GroupNorm + affine (+ SiLU) as one kernel forward and one backward, for the wasm and cpu backends.
 // Written with tfjs ops a VQGAN GroupNorm + SiLU is about a dozen kernels forward (two full-tensor
 // transposes among them) and two dozen backward, each a pass over the tensor plus tfjs-core's
-// per-op bookkeeping; here it is three passes forward and three backward over the NHWC data, in
-// JavaScript with float64 accumulators. `groupNorm` in @ettjs/core runs this kernel when the
+// per-op bookkeeping; here it is three passes forward and four backward over the NHWC data, on the
+// native addon (C++, one sample per thread) when the wasm backend runs with it, else in JavaScript
+// with float64 accumulators. `groupNorm` in @ettjs/core runs this kernel when the
 // active backend has it and the same composition of tfjs ops everywhere else.
 
 /** Kernel names (also in @ettjs/core's `groupNorm`, which must stay in step). */
@@ -56,41 +58,41 @@ function host(backend: unknown): Host {
   };
 }
 
-/** Per (sample, group) mean and 1/sqrt(var + eps), two passes in float64. */
-function statistics(x: Float32Array, b: number, hw: number, c: number, groups: number, eps: number) {
+/**
+ * One sample's statistics, spread per channel: `mean[ch]` and `rstd[ch]` = 1/sqrt(var + eps) of the
+ * channel's group, two passes in float64 (per-channel sums first, so the inner loops are plain).
+ */
+function sampleStatistics(
+  x: Float32Array,
+  base: number,
+  hw: number,
+  c: number,
+  groups: number,
+  eps: number,
+  mean: Float64Array,
+  rstd: Float64Array,
+  acc: Float64Array,
+): void {
   const cg = c / groups;
   const n = hw * cg;
-  const mean = new Float64Array(b * groups);
-  const rstd = new Float64Array(b * groups);
-  const acc = new Float64Array(groups);
-  for (let s = 0; s < b; s++) {
-    const base = s * hw * c;
-    acc.fill(0);
-    for (let p = 0; p < hw; p++) {
-      const o = base + p * c;
-      for (let g = 0, ch = 0; g < groups; g++) {
-        let sum = 0;
-        for (let k = 0; k < cg; k++, ch++) sum += x[o + ch]!;
-        acc[g]! += sum;
-      }
-    }
-    for (let g = 0; g < groups; g++) mean[s * groups + g] = acc[g]! / n;
-    acc.fill(0);
-    for (let p = 0; p < hw; p++) {
-      const o = base + p * c;
-      for (let g = 0, ch = 0; g < groups; g++) {
-        const m = mean[s * groups + g]!;
-        let sq = 0;
-        for (let k = 0; k < cg; k++, ch++) {
-          const d = x[o + ch]! - m;
-          sq += d * d;
-        }
-        acc[g]! += sq;
-      }
-    }
-    for (let g = 0; g < groups; g++) rstd[s * groups + g] = 1 / Math.sqrt(acc[g]! / n + eps);
+  acc.fill(0);
+  for (let p = 0, o = base; p < hw; p++, o += c) for (let ch = 0; ch < c; ch++) acc[ch]! += x[o + ch];
+  for (let g = 0; g < groups; g++) {
+    let sum = 0;
+    for (let k = 0; k < cg; k++) sum += acc[g * cg + k]!;
+    for (let k = 0; k < cg; k++) mean[g * cg + k] = sum / n;
   }
-  return { mean, rstd };
+  acc.fill(0);
+  for (let p = 0, o = base; p < hw; p++, o += c)
+    for (let ch = 0; ch < c; ch++) {
+      const d = x[o + ch]! - mean[ch]!;
+      acc[ch]! += d * d;
+    }
+  for (let g = 0; g < groups; g++) {
+    let sq = 0;
+    for (let k = 0; k < cg; k++) sq += acc[g * cg + k]!;
+    for (let k = 0; k < cg; k++) rstd[g * cg + k] = 1 / Math.sqrt(sq / n + eps);
+  }
 }
 
 function checkShapes(x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo, groups: number): [number, number, number] {
@@ -109,24 +111,33 @@ const groupNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
   const { groups, eps, activation } = attrs as unknown as GroupNormAttrs;
   const [b, hw, c] = checkShapes(x, gamma, beta, groups);
+  const native = nativeGroupNorm(backend, { x, gamma, beta, dy: null }, { groups, eps, activation });
+  if (native != null) return native[0]!;
   const io = host(backend);
   const out = io.outputs([x.shape]);
-  const [y] = out.views();
+  const [y] = out.views() as [Float32Array];
   const xs = io.read(x);
   const ga = io.read(gamma);
   const be = io.read(beta);
-  const { mean, rstd } = statistics(xs, b, hw, c, groups, eps);
-  const cg = c / groups;
+  const mean = new Float64Array(c);
+  const rstd = new Float64Array(c);
+  const acc = new Float64Array(c);
+  const scale = new Float64Array(c);
+  const shift = new Float64Array(c);
   const silu = activation === 'silu';
   for (let s = 0; s < b; s++) {
-    for (let p = 0; p < hw; p++) {
-      const o = (s * hw + p) * c;
-      for (let ch = 0; ch < c; ch++) {
-        const g = s * groups + ((ch / cg) | 0);
-        const u = (xs[o + ch]! - mean[g]!) * rstd[g]! * ga[ch]! + be[ch]!;
-        y![o + ch] = silu ? u / (1 + Math.exp(-u)) : u;
-      }
+    const base = s * hw * c;
+    sampleStatistics(xs, base, hw, c, groups, eps, mean, rstd, acc);
+    // u = (x − mean) · rstd · gamma + beta = x · scale + shift
+    for (let ch = 0; ch < c; ch++) {
+      scale[ch] = rstd[ch]! * ga[ch]!;
+      shift[ch] = be[ch]! - mean[ch]! * scale[ch]!;
     }
+    for (let p = 0, o = base; p < hw; p++, o += c)
+      for (let ch = 0; ch < c; ch++) {
+        const u = xs[o + ch]! * scale[ch]! + shift[ch]!;
+        y[o + ch] = silu ? u / (1 + Math.exp(-u)) : u;
+      }
   }
   return out.infos[0]!;
 };
@@ -135,6 +146,8 @@ const groupNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, gamma, beta, dy } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo; dy: tf.TensorInfo };
   const { groups, eps, activation } = attrs as unknown as GroupNormAttrs;
   const [b, hw, c] = checkShapes(x, gamma, beta, groups);
+  const native = nativeGroupNorm(backend, { x, gamma, beta, dy }, { groups, eps, activation });
+  if (native != null) return native;
   const io = host(backend);
   const out = io.outputs([x.shape, [c], [c]]);
   const [dx, dgamma, dbeta] = out.views() as [Float32Array, Float32Array, Float32Array];
@@ -142,48 +155,62 @@ const groupNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const ga = io.read(gamma);
   const be = io.read(beta);
   const g_ = io.read(dy);
-  const { mean, rstd } = statistics(xs, b, hw, c, groups, eps);
   const cg = c / groups;
   const n = hw * cg;
   const silu = activation === 'silu';
+  const mean = new Float64Array(c);
+  const rstd = new Float64Array(c);
+  const acc = new Float64Array(c);
   const dGamma = new Float64Array(c);
   const dBeta = new Float64Array(c);
-  const s1 = new Float64Array(groups); // Σ dxhat
-  const s2 = new Float64Array(groups); // Σ dxhat · xhat
-  // du = dy · act'(u); dxhat = du · gamma; dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat · xhat)).
-  const du = (o: number, ch: number, xhat: number) => {
-    const u = xhat * ga[ch]! + be[ch]!;
-    if (!silu) return g_[o]!;
-    const sg = 1 / (1 + Math.exp(-u));
-    return g_[o]! * sg * (1 + u * (1 - sg));
-  };
+  const s1 = new Float64Array(c); // Σ dxhat per channel, then per group
+  const s2 = new Float64Array(c); // Σ dxhat · xhat
+  const k0 = new Float64Array(c);
+  const k1 = new Float64Array(c);
+  const k2 = new Float64Array(c);
+  // du = dy · act'(u); dxhat = du · gamma; dx = rstd · (dxhat − mean_g(dxhat) − xhat · mean_g(dxhat · xhat)).
+  // The first pass leaves dxhat in dx (one sigmoid per element), the second finishes dx.
   for (let s = 0; s < b; s++) {
+    const base = s * hw * c;
+    sampleStatistics(xs, base, hw, c, groups, eps, mean, rstd, acc);
     s1.fill(0);
     s2.fill(0);
-    for (let p = 0; p < hw; p++) {
-      const o = (s * hw + p) * c;
+    for (let p = 0, o = base; p < hw; p++, o += c)
       for (let ch = 0; ch < c; ch++) {
-        const gi = (ch / cg) | 0;
-        const g = s * groups + gi;
-        const xhat = (xs[o + ch]! - mean[g]!) * rstd[g]!;
-        const d = du(o + ch, ch, xhat);
+        const xhat = (xs[o + ch]! - mean[ch]!) * rstd[ch]!;
+        let d = g_[o + ch]!;
+        if (silu) {
+          const u = xhat * ga[ch]! + be[ch]!;
+          const sg = 1 / (1 + Math.exp(-u));
+          d *= sg * (1 + u * (1 - sg));
+        }
         dBeta[ch]! += d;
         dGamma[ch]! += d * xhat;
         const dxhat = d * ga[ch]!;
-        s1[gi]! += dxhat;
-        s2[gi]! += dxhat * xhat;
+        dx[o + ch] = dxhat;
+        s1[ch]! += dxhat;
+        s2[ch]! += dxhat * xhat;
+      }
+    // dx = rstd·dxhat − rstd·m1 − (x − mean)·rstd²·m2 = k0·dxhat + k1·x + k2, per channel.
+    for (let g = 0; g < groups; g++) {
+      let m1 = 0;
+      let m2 = 0;
+      for (let k = 0; k < cg; k++) {
+        m1 += s1[g * cg + k]!;
+        m2 += s2[g * cg + k]!;
+      }
+      m1 /= n;
+      m2 /= n;
+      for (let k = 0; k < cg; k++) {
+        const ch = g * cg + k;
+        const r = rstd[ch]!;
+        k0[ch] = r;
+        k1[ch] = -r * r * m2;
+        k2[ch] = -r * m1 + mean[ch]! * r * r * m2;
       }
     }
-    for (let p = 0; p < hw; p++) {
-      const o = (s * hw + p) * c;
-      for (let ch = 0; ch < c; ch++) {
-        const gi = (ch / cg) | 0;
-        const g = s * groups + gi;
-        const xhat = (xs[o + ch]! - mean[g]!) * rstd[g]!;
-        const dxhat = du(o + ch, ch, xhat) * ga[ch]!;
-        dx[o + ch] = rstd[g]! * (dxhat - s1[gi]! / n - (xhat * s2[gi]!) / n);
-      }
-    }
+    for (let p = 0, o = base; p < hw; p++, o += c)
+      for (let ch = 0; ch < c; ch++) dx[o + ch] = k0[ch]! * dx[o + ch]! + k1[ch]! * xs[o + ch]! + k2[ch]!;
   }
   dgamma.set(dGamma);
   dbeta.set(dBeta);

@@ -25,6 +25,27 @@ export interface NativeAddon {
   ): void;
   /** mode 0 forward (x, w → y), 1 input gradient (dy, w → dx), 2 filter gradient (x, dy → dw); then the 15 geometry numbers. */
   conv2d(mode: 0 | 1 | 2, heap: Float32Array, in0: number, in1: number, out: number, ...geometry: number[]): void;
+  /**
+   * GroupNorm + affine (+ SiLU), NHWC; offsets in floats. mode 0 forward (x, gamma, beta → out), 1
+   * backward (x, gamma, beta, dy → out = dx, dgamma, dbeta); unused offsets are ignored.
+   */
+  groupNorm(
+    mode: 0 | 1,
+    heap: Float32Array,
+    x: number,
+    gamma: number,
+    beta: number,
+    dy: number,
+    out: number,
+    dgamma: number,
+    dbeta: number,
+    batch: number,
+    hw: number,
+    channels: number,
+    groups: number,
+    silu: 0 | 1,
+    eps: number,
+  ): void;
   setThreads(n: number): number;
   /** Caps the im2col buffer (floats, default 2^24); bigger convolutions run in row chunks. Returns the previous cap. */
   setScratchLimit(floats: number): number;

@@ -207,3 +207,40 @@ export function nativeConv2DBackpropFilter(fallback: tf.KernelFunc): tf.KernelFu
     return { in0: x, in1: dy, info, outShape: [...attrs.filterShape] };
   });
 }
+
+/**
+ * The fused GroupNorm kernels (src/fused/group-norm.ts) on the native addon: forward (`dy` null) or
+ * backward. Returns null when the addon is off, the backend is not wasm, or this addon build lacks
+ * the entry point; the caller then runs its JavaScript loops.
+ */
+export function nativeGroupNorm(
+  backendArg: unknown,
+  t: { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo; dy: tf.TensorInfo | null },
+  attrs: { groups: number; eps: number; activation: 'none' | 'silu' },
+): tf.TensorInfo[] | null {
+  const addon = activeNativeAddon();
+  const backend = heapBackend(backendArg as tf.KernelBackend);
+  if (addon == null || backend == null || typeof addon.groupNorm !== 'function') return null;
+  const [b, h, w, c] = t.x.shape as [number, number, number, number];
+  const outs =
+    t.dy == null ? [backend.makeOutput(t.x.shape, 'float32')] : [t.x.shape, [c], [c]].map((s) => backend.makeOutput(s, 'float32'));
+  const at = (x: tf.TensorInfo | null | undefined) => (x == null ? 0 : offset(backend, x));
+  addon.groupNorm(
+    t.dy == null ? 0 : 1,
+    heapF32(backend),
+    at(t.x),
+    at(t.gamma),
+    at(t.beta),
+    at(t.dy),
+    at(outs[0]),
+    at(outs[1]),
+    at(outs[2]),
+    b,
+    h * w,
+    c,
+    attrs.groups,
+    attrs.activation === 'silu' ? 1 : 0,
+    attrs.eps,
+  );
+  return outs;
+}
