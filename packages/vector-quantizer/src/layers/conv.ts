@@ -77,8 +77,9 @@ export class Conv2d extends Module {
     }
     return tf.tidy(() => {
       const [t, b, l, r] = this.pad;
-      const xp =
-        t || b || l || r
+      const padded = t > 0 || b > 0 || l > 0 || r > 0;
+      const padX = () =>
+        padded
           ? tf.pad(x, [
               [0, 0],
               [t, b],
@@ -91,6 +92,7 @@ export class Conv2d extends Module {
       let y: tf.Tensor4D;
       if (k === 1 && this.stride === 1) {
         // A 1×1 conv is a dense layer over pixels: one 2-D matMul (fast on every backend).
+        const xp = padX();
         const [bs, h, wd] = xp.shape;
         y = tf.reshape(tf.matMul(tf.reshape(xp, [-1, this.inChannels]), tf.reshape(w, [this.inChannels, this.outChannels])), [
           bs,
@@ -99,9 +101,17 @@ export class Conv2d extends Module {
           this.outChannels,
         ]);
       } else if (this.impl === 'native') {
-        y = tf.conv2d(xp, w, this.stride, 'valid');
+        // The padding goes to the conv kernel itself (explicit, possibly asymmetric): no padded copy
+        // of the input forward, and no Slice of the gradient backward.
+        const pad: tf.backend_util.ExplicitPadding = [
+          [0, 0],
+          [t, b],
+          [l, r],
+          [0, 0],
+        ];
+        y = tf.conv2d(x, w, this.stride, padded ? pad : 'valid');
       } else {
-        y = this.#im2col(xp);
+        y = this.#im2col(padX());
       }
       return this.bias ? tf.add(y, this.bias) : y;
     });
