@@ -2,6 +2,7 @@
 // 0 -> 1 -> 2, compares the frozen tokenizer with ETT end-to-end tuning, post-trains each arm for
 // generation (stage 3) and writes a report.
 //   node dist/main.js [--out runs/quickstart] [--resume] [--scale 1]
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { QUICKSTART_CONFIG, runExperiment } from 'ettjs';
 
@@ -38,6 +39,7 @@ for (const [name, e] of [
     `${name.padEnd(36)}${pct(e.shape).padEnd(8)}${pct(e.colour).padEnd(8)}${pct(e.position).padEnd(10)}${pct(e.textExact).padEnd(12)}${pct(e.textChar).padEnd(12)}${e.psnr.toFixed(2)}`,
   );
 }
-console.log(`\nreport: ${result.reportPath}  (${((Date.now() - started) / 60000).toFixed(1)} min on ${result.backend})`);
-if ((steps.generation ?? 0) > 0)
-  console.log(`generate: npx ett generate --run ${values.out} --out generated.png "a red circle on the left. text: K7."`);
+console.log(`\nreport: ${path.resolve(result.reportPath)}  (${((Date.now() - started) / 60000).toFixed(1)} min on ${result.backend})`);
+if ((steps.generation ?? 0) > 0) {
+  console.log(`generate: npx ett generate --run ${path.resolve(values.out)} --out generated.png "a red circle on the left. text: K7."`);
+}
