@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -82,32 +83,42 @@ class Pool {
       for (int i = 0; i < tasks; i++) fn(i);
       return;
     }
+    // Each run has its own counter: a worker that woke for an earlier run (and did none of its
+    // tasks) may still be between taking an index and comparing it with the task count when the
+    // next run starts; with one shared counter it ran a task of the new run twice, and the pending
+    // count then skipped zero and the caller waited forever (seen in CI).
+    auto job = std::make_shared<Job>(&fn, tasks);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      fn_ = &fn;
-      tasks_ = tasks;
-      next_.store(0);
-      pending_ = tasks;
+      job_ = job;
       generation_++;
     }
     wake_.notify_all();
-    work();
+    work(*job);
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [this] { return pending_ == 0; });
-    fn_ = nullptr;
+    done_.wait(lock, [&] { return job->pending == 0; });
+    job_.reset();
   }
 
  private:
-  void work() {
+  struct Job {
+    Job(const std::function<void(int)>* f, int n) : fn(f), tasks(n), pending(n) {}
+    const std::function<void(int)>* fn;
+    const int tasks;
+    std::atomic<int> next{0};
+    int pending;  // guarded by mu_
+  };
+
+  void work(Job& job) {
     int finished = 0;
-    for (int i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) {
-      (*fn_)(i);
+    for (int i = job.next.fetch_add(1); i < job.tasks; i = job.next.fetch_add(1)) {
+      (*job.fn)(i);
       finished++;
     }
     if (finished > 0) {
       std::lock_guard<std::mutex> lock(mu_);
-      pending_ -= finished;
-      if (pending_ == 0) done_.notify_all();
+      job.pending -= finished;
+      if (job.pending == 0) done_.notify_all();
     }
   }
 
@@ -115,23 +126,22 @@ class Pool {
     _mm_setcsr(_mm_getcsr() | kFlushDenormals);
     std::uint64_t seen = 0;
     for (;;) {
+      std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mu_);
         wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
         if (quit_) return;
         seen = generation_;
+        job = job_;
       }
-      work();
+      if (job) work(*job);
     }
   }
 
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable wake_, done_;
-  const std::function<void(int)>* fn_ = nullptr;
-  int tasks_ = 0;
-  std::atomic<int> next_{0};
-  int pending_ = 0;
+  std::shared_ptr<Job> job_;  // the current run, guarded by mu_
   std::uint64_t generation_ = 0;
   bool quit_ = false;
 };
