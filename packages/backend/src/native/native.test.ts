@@ -33,3 +33,27 @@ it('loadNative reports the same result on every call', () => {
   if (status.loaded) expect(status.detail).toMatch(/ettjs-native\.avx(2|512)\.node$/);
   else expect(status.detail.length).toBeGreaterThan(10);
 });
+
+it('runs thousands of back-to-back pool jobs of changing sizes, each task exactly once', () => {
+  const addon = loadNative().addon;
+  if (addon == null) return; // nothing native on this machine: the JS kernels have their own tests
+  addon.setThreads(Math.max(2, os.availableParallelism()));
+  // A GroupNorm forward with B samples is B pool tasks; dy = 1 backward sums into dbeta[c] = B·H·W
+  // exactly, so a task run twice (or skipped) shows in dbeta. Sizes alternate so that a stale
+  // worker's index of one run is a valid index of the next (the race this guards against).
+  const [h, w, c] = [2, 2, 4];
+  const heap = new Float32Array(4 * 16 * h * w * c + 3 * c + 64);
+  heap.fill(1);
+  for (let round = 0; round < 3000; round++) {
+    const b = round % 2 === 0 ? 3 + (round % 5) : 9 + (round % 8);
+    const n = b * h * w * c;
+    const [x, gamma, beta, dy, out, dg, db] = [0, n, n + c, n + 2 * c, 2 * n + 2 * c, 3 * n + 2 * c, 3 * n + 3 * c];
+    for (let i = 0; i < n; i++) heap[x + i] = (i % 7) - 3;
+    heap.fill(1, gamma, gamma + c);
+    heap.fill(0, beta, beta + c);
+    heap.fill(1, dy, dy + n);
+    addon.groupNorm(1, heap, x, gamma, beta, dy, out, dg, db, b, h * w, c, 2, 0, 1e-5);
+    for (let k = 0; k < c; k++)
+      if (heap[db + k] !== b * h * w) expect.fail(`round ${round}: dbeta[${k}] = ${heap[db + k]}, expected ${b * h * w}`);
+  }
+});
