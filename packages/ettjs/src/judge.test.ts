@@ -45,7 +45,10 @@ const tinyModel = (imageSize: number) => {
 
 describe('generation judge', () => {
   it('reads held-out real images well above chance after a few seconds of training, and scores mismatched prompts low', async () => {
-    const judge = await trainJudge({ steps: 100, heldOut: 64 });
+    // 200 steps: judge training is not bit-reproducible run to run (same seed, one process: held-out
+    // shape accuracy 0.56–0.89 after 100 steps, with or without the native kernels; cause not found
+    // yet), and one CI run drew 0.34 at 100 steps. At 200 steps four runs gave 0.92–1.0.
+    const judge = await trainJudge({ steps: 200, heldOut: 64 });
     const images = batch(Array.from({ length: 128 }, (_, i) => new SyntheticTextImages().sample('test', i)));
     try {
       const test = Array.from({ length: 128 }, (_, i) => new SyntheticTextImages().sample('test', i));
