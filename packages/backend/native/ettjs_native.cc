@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -356,6 +357,21 @@ void conv_backprop_filter(const Conv& cv, const float* x, const float* dy, float
     }                                                         \
   } while (0)
 
+// Reads exactly `n` arguments into argv; throws a TypeError naming `name` otherwise.
+bool get_args(napi_env env, napi_callback_info info, std::size_t n, napi_value* argv, const char* name) {
+  std::size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr) != napi_ok) {
+    napi_throw_error(env, nullptr, "N-API call failed: napi_get_cb_info");
+    return false;
+  }
+  if (argc != n) {
+    const std::string msg = std::string("@ettjs/backend native: ") + name + " takes " + std::to_string(n) + " arguments";
+    napi_throw_type_error(env, nullptr, msg.c_str());
+    return false;
+  }
+  return true;
+}
+
 bool get_heap(napi_env env, napi_value v, float** data, std::size_t* length) {
   napi_typedarray_type type;
   void* ptr = nullptr;
@@ -389,13 +405,8 @@ bool in_heap(napi_env env, std::size_t length, std::int64_t offset, std::int64_t
 
 // gemm(heap, aOffset, bOffset, cOffset, batch, m, n, k, transposeA, transposeB, aStride, bStride)
 napi_value Gemm(napi_env env, napi_callback_info info) {
-  std::size_t argc = 12;
   napi_value argv[12];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 12) {
-    napi_throw_type_error(env, nullptr, "@ettjs/backend native: gemm takes 12 arguments");
-    return nullptr;
-  }
+  if (!get_args(env, info, 12, argv, "gemm")) return nullptr;
   float* heap;
   std::size_t length;
   std::int64_t v[11];
@@ -419,13 +430,8 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
 // conv2d(mode, heap, xOffset, wOffset, yOffset, ...15 geometry ints); mode 0 forward (x, w -> y),
 // 1 input gradient (dy, w -> dx), 2 filter gradient (x, dy -> dw).
 napi_value Conv2d(napi_env env, napi_callback_info info) {
-  std::size_t argc = 20;
   napi_value argv[20];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 20) {
-    napi_throw_type_error(env, nullptr, "@ettjs/backend native: conv2d takes 20 arguments");
-    return nullptr;
-  }
+  if (!get_args(env, info, 20, argv, "conv2d")) return nullptr;
   std::int64_t mode;
   float* heap;
   std::size_t length;
@@ -594,13 +600,8 @@ void group_norm_backward(const GroupNormArgs& a) {
 // offsets in floats; mode 0 forward (x, gamma, beta -> out; dy, dgamma, dbeta unused), 1 backward
 // (x, gamma, beta, dy -> out = dx, dgamma, dbeta).
 napi_value GroupNorm(napi_env env, napi_callback_info info) {
-  std::size_t argc = 15;
   napi_value argv[15];
-  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
-  if (argc != 15) {
-    napi_throw_type_error(env, nullptr, "@ettjs/backend native: groupNorm takes 15 arguments");
-    return nullptr;
-  }
+  if (!get_args(env, info, 15, argv, "groupNorm")) return nullptr;
   std::int64_t mode, o[7], d[5];
   float* heap;
   std::size_t length;
