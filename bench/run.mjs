@@ -32,7 +32,7 @@ const WORKLOADS = {
 };
 const CAPTION_TOKENS = 48; // ETTModel.caption's default maxNewTokens
 
-const USAGE = `usage: node bench/run.mjs [--backend wasm|cpu|tensorflow] [--threads N] [--reps N] [--warmup N]
+const USAGE = `usage: node bench/run.mjs [--backend wasm|cpu|tensorflow|webgpu] [--threads N] [--reps N] [--warmup N]
                          [--only ${Object.keys(WORKLOADS).join(',')}] [--no-reference] [--torch-threads auto|1|2|1,2] [--json out.json]`;
 
 function parseArgs(argv) {
@@ -147,7 +147,7 @@ async function child(o) {
       o.batchOut,
       JSON.stringify({
         shape: batch.images.shape,
-        images: Array.from(batch.images.dataSync()),
+        images: Array.from(await batch.images.data()),
         captions: batch.captions,
         promptIds,
         ids: model.ids,

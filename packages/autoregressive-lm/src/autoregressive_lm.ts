@@ -1,4 +1,4 @@
-import { type CausalLM, Module, ModuleList, type StateDictMismatch, StateDictError } from '@ettjs/core';
+import { type CausalLM, checkOnHost, Module, ModuleList, type StateDictMismatch, StateDictError } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { AttentionContext } from './attention';
 import { type LMConfig, lmConfigFromHF, resolveLMConfig } from './config';
@@ -160,18 +160,20 @@ export class AutoregressiveLM extends Module implements CausalLM {
         `AutoregressiveLM.embed: expected token ids [B, T], got ${ids instanceof tf.Tensor ? `rank ${ids.rank} [${ids.shape}]` : typeof ids}`,
       );
     }
-    // The range check reads the ids (small): tfjs's gather silently returns zeros for bad ids.
-    const values = ids.dataSync();
+    // The range check reads the ids (small): tfjs's gather silently returns zeros for bad ids. At
+    // once on CPU/WASM; on WebGPU at the Trainer's settleHostChecks().
     const v = this.config.vocabSize;
-    for (let i = 0; i < values.length; i++) {
-      const id = values[i];
-      if (!Number.isInteger(id) || id < 0 || id >= v) {
-        throw new LMInputError(
-          `AutoregressiveLM.embed: token id ${id} at flat position ${i} is outside the vocabulary [0, ${v}); ` +
-            'check the tokenizer matches the model, or grow the embedding with resizeTokenEmbeddings',
-        );
+    checkOnHost(tf.clone(ids), (values) => {
+      for (let i = 0; i < values.length; i++) {
+        const id = values[i];
+        if (!Number.isInteger(id) || id < 0 || id >= v) {
+          throw new LMInputError(
+            `AutoregressiveLM.embed: token id ${id} at flat position ${i} is outside the vocabulary [0, ${v}); ` +
+              'check the tokenizer matches the model, or grow the embedding with resizeTokenEmbeddings',
+          );
+        }
       }
-    }
+    });
   }
 
   /** Forward from token ids: `embed` then `forward`. */

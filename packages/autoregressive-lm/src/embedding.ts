@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { Module, seededRandomNormal } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** A token embedding table `weight` `[V, C]` (PyTorch's `nn.Embedding` layout and name). */
@@ -11,10 +11,7 @@ export class Embedding extends Module {
     options: { std?: number; seed?: number } = {},
   ) {
     super();
-    this.weight = this.addParameter(
-      'weight',
-      tf.randomNormal([numEmbeddings, embeddingDim], 0, options.std ?? 0.02, 'float32', options.seed),
-    );
+    this.weight = this.addParameter('weight', seededRandomNormal([numEmbeddings, embeddingDim], 0, options.std ?? 0.02, options.seed));
   }
 
   /**

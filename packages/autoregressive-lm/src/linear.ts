@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { Module, seededRandomNormal } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface LinearOptions {
@@ -30,7 +30,7 @@ export class Linear extends Module {
     const { inFeatures, outFeatures } = options;
     this.inFeatures = inFeatures;
     this.outFeatures = outFeatures;
-    this.weight = this.addParameter('weight', tf.randomNormal([inFeatures, outFeatures], 0, options.std ?? 0.02, 'float32', options.seed));
+    this.weight = this.addParameter('weight', seededRandomNormal([inFeatures, outFeatures], 0, options.std ?? 0.02, options.seed));
     this.bias = options.bias ? this.addParameter('bias', tf.zeros([outFeatures])) : null;
   }
 

@@ -1,6 +1,6 @@
 export { Module, ModuleList, StateDictError } from './module';
 export type { StateDictMismatch } from './module';
-export { namedVariableGrads, stopGradient, straightThrough } from './autodiff';
+export { namedVariableGrads, stopGradient, straightThrough, untaped } from './autodiff';
 export { assertNoLeaks, tensorCountsOver, TensorLeakError } from './leaks';
 export type { CausalLM, KVCache, TextTokenizer, TokenizerOutput, VisionTokenizer, VisualAdapter } from './interfaces';
 export {
@@ -18,5 +18,14 @@ export type { DecodedEntry, SafetensorsDtype, SafetensorsEntry, SafetensorsFile 
 export { AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm } from './optim';
 export type { AdamWOptions, Gradients, NamedVariables, ParamGroup, ParamGroupState } from './optim';
 export { GROUP_NORM_KERNEL, type GroupNormOptions, groupNorm, groupNormalize } from './norm';
-export { Rng } from './random';
+export {
+  checkOnHost,
+  type HostReadMode,
+  hostReadsAreSync,
+  MAX_PENDING_HOST_CHECKS,
+  pendingHostChecks,
+  setHostReadMode,
+  settleHostChecks,
+} from './host-checks';
+export { Rng, seededRandomNormal } from './random';
 export type { RngState } from './random';

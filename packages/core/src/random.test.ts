@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import { Rng } from './random';
+import { Rng, seededRandomNormal } from './random';
 
 function draws(rng: Rng, n: number): number[] {
   return Array.from({ length: n }, () => rng.nextUint32());
@@ -155,5 +155,25 @@ describe('Rng', () => {
     tf.dispose([a, b, u, empty]);
     expect(() => new Rng(1).normalTensor([2, -1])).toThrow(/non-negative integers/);
     expect(() => new Rng(1).uniformTensor([2], 1, 0)).toThrow(/lo <= hi/);
+  });
+});
+
+describe('seededRandomNormal', () => {
+  it('honours seed 0 (tfjs alone draws unseeded for 0) and leaves other seeds as tf.randomNormal draws them', () => {
+    const draw = (seed: number | undefined) => tf.tidy(() => Array.from(seededRandomNormal([64], 0, 1, seed).dataSync()));
+    // What tfjs does with seed 0 on its own: two different draws.
+    const raw0 = tf.tidy(() => [
+      tf.randomNormal([64], 0, 1, 'float32', 0).dataSync(),
+      tf.randomNormal([64], 0, 1, 'float32', 0).dataSync(),
+    ]);
+    expect(Array.from(raw0[0])).not.toEqual(Array.from(raw0[1]));
+    expect(draw(0)).toEqual(draw(0));
+    expect(draw(0)).not.toEqual(draw(1));
+    expect(draw(7)).toEqual(tf.tidy(() => Array.from(tf.randomNormal([64], 0, 1, 'float32', 7).dataSync())));
+    expect(draw(undefined)).not.toEqual(draw(undefined));
+    const v = draw(0);
+    const mean = v.reduce((a, b) => a + b, 0) / v.length;
+    expect(Math.abs(mean)).toBeLessThan(0.5); // a standard normal sample, not a constant
+    expect(new Set(v).size).toBe(64);
   });
 });

@@ -184,3 +184,14 @@ function checkShape(shape: number[], op: string): number {
   }
   return shape.reduce((a, b) => a * b, 1);
 }
+
+/**
+ * `tf.randomNormal` with the seed honoured for every value, 0 included. tfjs 4.22's Gaussian sampler
+ * reads `seed ? seed : Math.random()`, so seed 0 silently meant "unseeded" (different weights on
+ * every build). Seed 0 is passed as the string `'0'`, which gives the stream tfjs would use for it
+ * (`alea(String(seed))`); other seeds go through unchanged, and `undefined` stays unseeded.
+ */
+export function seededRandomNormal(shape: number[], mean: number, std: number, seed: number | undefined): tf.Tensor {
+  const s = seed === 0 ? ('0' as unknown as number) : seed;
+  return tf.randomNormal(shape, mean, std, 'float32', s);
+}

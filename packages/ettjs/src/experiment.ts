@@ -188,7 +188,7 @@ async function runStages(
 }
 
 /** Reconstructions grid: originals on the top row, reconstructions below. */
-function reconstructionGrid(model: ETTModel, samples: readonly EvalSample[]): Uint8Array {
+async function reconstructionGrid(model: ETTModel, samples: readonly EvalSample[]): Promise<Uint8Array> {
   const S = model.imageSize;
   const n = samples.length;
   const rec = tf.tidy(() => {
@@ -196,7 +196,7 @@ function reconstructionGrid(model: ETTModel, samples: readonly EvalSample[]): Ui
     const t = model.tokenizer.encode(images);
     return tf.clipByValue(model.tokenizer.decode(t.quantized), -1, 1);
   });
-  const flat = rec.dataSync() as Float32Array;
+  const flat = (await rec.data()) as Float32Array;
   rec.dispose();
   const recs = samples.map((_, i) => flat.slice(i * S * S * 3, (i + 1) * S * S * 3));
   const grid = imageGrid([...samples.map((s) => s.image), ...recs], n, S, S);
@@ -271,7 +271,7 @@ export async function runExperiment(
       file: 'reconstructions-stage0.png',
       title: 'After stage 0',
       caption: 'top: originals, bottom: reconstructions',
-      png: reconstructionGrid(model, gridSamples),
+      png: await reconstructionGrid(model, gridSamples),
     });
     log(`stage 1: alignment (projector only), ${c.steps.alignment} steps`);
     await runStages(
@@ -305,7 +305,7 @@ export async function runExperiment(
           file: `reconstructions-${arm}.png`,
           title: `After stage 2 (${arm})`,
           caption: 'top: originals, bottom: reconstructions',
-          png: reconstructionGrid(model, gridSamples),
+          png: await reconstructionGrid(model, gridSamples),
         });
         const genSteps = c.steps.generation ?? 0;
         if (genSteps > 0) {

@@ -36,7 +36,7 @@ function model(quantizer: 'vq' | 'ibq', withCritic = false) {
 const ctx = (m: ETTModel): StepContext => ({ stage: 's', step: 0, stageStep: 0, microStep: 0, seed: 0, model: m });
 
 describe('recipes', () => {
-  it('the critic step encodes in eval mode: the quantizer records only the generator batch of a step', () => {
+  it('the critic step encodes in eval mode: the quantizer records only the generator batch of a step', async () => {
     const m = model('ibq', true);
     const stage = tokenizerPretraining(m, { steps: 1 });
     const images = tf.randomUniform([2, 16, 16, 3], -1, 1, 'float32', 3) as tf.Tensor4D;
@@ -48,7 +48,7 @@ describe('recipes', () => {
     const g = stage.loss(batch, ctx(m));
     tf.dispose([g.total, ...Object.values(g.components ?? {})]);
     expect(quantizer.pendingBatches).toBe(1);
-    stage.afterStep?.(ctx(m));
+    await stage.afterStep?.(ctx(m));
     expect(quantizer.pendingBatches).toBe(0);
     images.dispose();
     m.dispose();

@@ -12,12 +12,14 @@ import type { TokenizerOutput } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { GanCritic } from './critic';
 import { IGNORE_INDEX } from './sequence';
-import { disposeTokens, type ETTModel } from './ett-model';
+import { disposeTokens, type ETTModel, ETTModelError } from './ett-model';
 
 /** A training batch: images NHWC in [-1, 1] and their tokenised captions (no specials). */
 export interface ETTBatch {
   images: tf.Tensor4D;
   captions: number[][];
+  /** The images' code indices `[B][N]`; stage 3 gen fills them in before its loss (`prepare`). */
+  codes?: number[][];
 }
 
 /** The comparison arms of the paper's Table 4 / Table 5, one flag apart. */
@@ -44,14 +46,20 @@ export interface RecipeOptions {
 }
 
 interface TokenizerHooks {
+  settle?: () => Promise<void>;
   update?: () => unknown;
   train?: () => unknown;
   eval?: () => unknown;
 }
 
-/** Quantizer bookkeeping after an optimizer step (EMA codebook, dead-code restart), when the tokenizer has it. */
-function tokenizerAfterStep(model: ETTModel): void {
-  (model.tokenizer as unknown as TokenizerHooks).update?.();
+/**
+ * Quantizer bookkeeping after an optimizer step (EMA codebook, dead-code restart), when the
+ * tokenizer has it; `settle` first reads what a WebGPU device still holds.
+ */
+async function tokenizerAfterStep(model: ETTModel): Promise<void> {
+  const t = model.tokenizer as unknown as TokenizerHooks;
+  await t.settle?.();
+  t.update?.();
 }
 
 function setTokenizerTraining(model: ETTModel, training: boolean): void {
@@ -97,7 +105,6 @@ function vqLoss(model: ETTModel, images: tf.Tensor4D, tokens: TokenizerOutput, c
 function criticStep(model: ETTModel, lr: number): { spec: Stage<ETTBatch>['discriminator']; commit: () => void } {
   if (!(model.discriminator instanceof GanCritic)) return { spec: undefined, commit: () => {} };
   const critic = model.discriminator;
-  let pending: tf.Scalar[] = [];
   const spec: Stage<ETTBatch>['discriminator'] = {
     module: 'discriminator',
     optimizer: { kind: 'adam', lr, betas: IBQ_ADAM_BETAS },
@@ -114,17 +121,11 @@ function criticStep(model: ETTModel, lr: number): { spec: Stage<ETTBatch>['discr
       });
       const d = discriminatorLoss(critic.disc, batch.images, fake, { lecam: critic.lecam });
       fake.dispose();
-      tf.dispose(pending);
-      pending = [tf.keep(tf.clone(d.components.logitsReal)), tf.keep(tf.clone(d.components.logitsFake))];
+      critic.holdLogits(tf.keep(tf.clone(d.components.logitsReal)), tf.keep(tf.clone(d.components.logitsFake)));
       return { total: d.total, components: d.components };
     },
   };
-  const commit = () => {
-    if (pending.length === 2) critic.lecam.update(pending[0], pending[1]);
-    tf.dispose(pending);
-    pending = [];
-  };
-  return { spec, commit };
+  return { spec, commit: () => critic.commitLogits() };
 }
 
 /**
@@ -153,7 +154,7 @@ export function tokenizerPretraining(model: ETTModel, o: RecipeOptions): Stage<E
     discriminator: critic.spec,
     afterStep: () => {
       critic.commit();
-      tokenizerAfterStep(model);
+      return tokenizerAfterStep(model);
     },
     evalEvery: o.evalEvery,
     onEval: o.onEval,
@@ -280,7 +281,7 @@ export function semantic(model: ETTModel, o: RecipeOptions & { arm?: Arm; alpha?
     afterStep: tuneTokenizer
       ? () => {
           critic?.commit();
-          tokenizerAfterStep(model);
+          return tokenizerAfterStep(model);
         }
       : undefined,
   };
@@ -300,18 +301,27 @@ export function postTrainingGen(model: ETTModel, o: RecipeOptions): Stage<ETTBat
     name: 'post-gen',
     steps: o.steps,
     trainable: ['adapter', 'lm'],
-    loss: (batch) => {
+    // Codes are data for this stage: the tokenizer is frozen and indices carry no gradient. Read
+    // before the step (asynchronously, so this works on WebGPU too).
+    prepare: async (batch) => {
+      if (batch.codes) return batch;
       setTokenizerTraining(model, false);
-      // Codes are data for this stage: the tokenizer is frozen and indices carry no gradient.
       const codes = tf.tidy(() => {
         const t = model.tokenizer.encode(batch.images);
         const idx = tf.clone(t.indices);
         disposeTokens(t);
         return idx;
       });
-      const rows = codes.arraySync() as number[][];
-      codes.dispose();
-      const { logits, targets } = model.generationForward(batch.captions, rows);
+      try {
+        return { ...batch, codes: (await codes.array()) as number[][] };
+      } finally {
+        codes.dispose();
+      }
+    },
+    loss: (batch) => {
+      if (!batch.codes)
+        throw new ETTModelError('postTrainingGen: the batch has no codes; run the stage with the Trainer (its prepare hook reads them)');
+      const { logits, targets } = model.generationForward(batch.captions, batch.codes);
       const ce = visualCodeLoss(logits, targets);
       tf.dispose([logits, targets]);
       return { total: ce.loss, components: { visual: ce.loss, accuracy: ce.accuracy } };

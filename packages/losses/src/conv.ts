@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { Module, seededRandomNormal } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /** Options of `Conv2d`. */
@@ -47,7 +47,7 @@ export class Conv2d extends Module {
     this.padding = options.padding ?? 0;
     this.weight = this.addParameter(
       'weight',
-      tf.randomNormal([k, k, inChannels, outChannels], 0, options.initStd ?? 0.02, 'float32', options.seed),
+      seededRandomNormal([k, k, inChannels, outChannels], 0, options.initStd ?? 0.02, options.seed),
     );
     if (options.bias ?? true) this.bias = this.addParameter('bias', tf.zeros([outChannels]));
   }

@@ -1,4 +1,4 @@
-import { Module, groupNorm } from '@ettjs/core';
+import { Module, groupNorm, seededRandomNormal } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
 /**
@@ -22,7 +22,7 @@ export class BatchStatNorm extends Module {
     seed?: number,
   ) {
     super();
-    this.weight = this.addParameter('weight', tf.randomNormal([channels], 1, 0.02, 'float32', seed));
+    this.weight = this.addParameter('weight', seededRandomNormal([channels], 1, 0.02, seed));
     this.bias = this.addParameter('bias', tf.zeros([channels]));
   }
 

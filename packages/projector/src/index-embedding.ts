@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { checkOnHost, Module, seededRandomNormal, untaped } from '@ettjs/core';
 import type { VisualAdapter } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { expectKind, loadAdapterWeights, readAdapterConfig, saveAdapterCheckpoint } from './adapter-checkpoint';
@@ -45,7 +45,7 @@ export class IndexEmbedding extends Module implements VisualAdapter {
       throw new Error(`IndexEmbedding: initStd must be a non-negative number, got ${JSON.stringify(c.initStd)}`);
     }
     this.config = Object.freeze(c);
-    this.weight = this.addParameter('weight', tf.randomNormal([c.codebookSize, c.outputDim], 0, c.initStd, 'float32', c.seed));
+    this.weight = this.addParameter('weight', seededRandomNormal([c.codebookSize, c.outputDim], 0, c.initStd, c.seed));
   }
 
   /** Rebuilds a table saved with `savePretrained` (config.json + model.safetensors). */
@@ -94,20 +94,24 @@ export class IndexEmbedding extends Module implements VisualAdapter {
         `IndexEmbedding.apply: quantized [${quantized.shape}] does not match indices [${indices.shape}]; expected [${b}, ${n}, D]`,
       );
     }
-    const values = indices.dataSync() as Int32Array;
     const k = this.codebookSize;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i];
-      if (v < 0 || v >= k) {
-        throw new AdapterInputError(
-          `IndexEmbedding.apply: index ${v} at flat position ${i} is outside [0, ${k}); the table has codebookSize=${k} rows. ` +
-            "Build it with codebookSize equal to the tokenizer's codebookSize.",
-        );
+    // tfjs's gather returns zeros for an out-of-range index: check on the host (at once on CPU/WASM,
+    // at the Trainer's settleHostChecks() on WebGPU).
+    checkOnHost(tf.clone(indices), (values) => {
+      for (let i = 0; i < values.length; i++) {
+        const v = values[i];
+        if (v < 0 || v >= k) {
+          throw new AdapterInputError(
+            `IndexEmbedding.apply: index ${v} at flat position ${i} is outside [0, ${k}); the table has codebookSize=${k} rows. ` +
+              "Build it with codebookSize equal to the tokenizer's codebookSize.",
+          );
+        }
       }
-    }
+    });
     return tf.tidy(() => {
-      const detached = tf.tensor1d(values, 'int32'); // [B*N]
-      const rows = tf.gather(this.weight, detached); // [B*N, C]
+      // Detached: indices computed inside the tape (an argmax) would otherwise fail gather's backprop.
+      const flat = untaped(() => tf.reshape(tf.clone(indices), [-1]) as tf.Tensor1D);
+      const rows = tf.gather(this.weight, flat); // [B*N, C]
       return tf.reshape(rows, [b, n, this.outputDim]); // [B, N, C]
     });
   }

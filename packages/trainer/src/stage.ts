@@ -96,6 +96,12 @@ export interface Stage<B> {
   clipNorm?: number;
   /** A GAN discriminator trained alongside, stepping first. Defaults to none. */
   discriminator?: DiscriminatorSpec<B>;
+  /**
+   * Runs on each (micro-)batch before the step, outside the gradient tape, and may `await`: data
+   * work that needs a host read (e.g. stage 3 reading the image codes back from a WebGPU device).
+   * What it returns is the batch the losses see; the Trainer disposes both. Defaults to none.
+   */
+  prepare?: (batch: B, ctx: StepContext) => B | Promise<B>;
   /** Called after every optimizer step (quantizer EMA / dead-code restart, LeCAM EMA, ...). */
   afterStep?: (ctx: StepContext) => void | Promise<void>;
   /** Run `onEval` every this many stage steps (and at the end of the stage). Defaults to never. */
@@ -116,6 +122,7 @@ const STAGE_KEYS = [
   'gradAccumulation',
   'clipNorm',
   'discriminator',
+  'prepare',
   'afterStep',
   'evalEvery',
   'onEval',
@@ -156,6 +163,8 @@ export function validateStage<B>(stage: Stage<B>, index: number): void {
   if (stage.evalEvery !== undefined && typeof stage.onEval !== 'function') {
     throw new TrainerConfigError(`${where}: evalEvery is set but onEval is not a function`);
   }
+  if (stage.prepare !== undefined && typeof stage.prepare !== 'function')
+    throw new TrainerConfigError(`${where}: prepare must be a function`);
   if (stage.afterStep !== undefined && typeof stage.afterStep !== 'function')
     throw new TrainerConfigError(`${where}: afterStep must be a function`);
   const names = new Set<string>();

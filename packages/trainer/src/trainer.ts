@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type AdamW, type Module, type NamedVariables, clipByGlobalNorm, globalNorm } from '@ettjs/core';
+import { type AdamW, type Module, type NamedVariables, clipByGlobalNorm, globalNorm, settleHostChecks } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   CheckpointError,
@@ -304,6 +304,7 @@ export class Trainer<B> {
     const started = performance.now();
     const n = stage.gradAccumulation ?? 1;
     const batches: B[] = [];
+    const given: B[] = []; // as the data source returned them, when `prepare` replaced them
     try {
       while (batches.length < n) {
         const b = this.#pending.shift() ?? (await this.#o.data.next());
@@ -312,7 +313,12 @@ export class Trainer<B> {
             `The data source ran out at step ${step + 1} (stage "${stage.name}", step ${stageStep + 1}/${stage.steps}). Make it repeat (more epochs) or lower the stage's steps.`,
           );
         }
-        batches.push(b);
+        if (stage.prepare) {
+          given.push(b);
+          batches.push(await stage.prepare(b, this.#ctx(stage, step, stageStep, batches.length, seed, 0)));
+        } else {
+          batches.push(b);
+        }
       }
       const factor = learningRateFactor(stage.schedule ?? { kind: 'constant' }, stageStep, stage.steps);
       let d: Optimized | null = null;
@@ -339,7 +345,9 @@ export class Trainer<B> {
       const skipped = !g.finite || (d !== null && !d.finite);
       if (!skipped && stage.afterStep) await stage.afterStep(this.#ctx(stage, step, stageStep, 0, seed, 0));
       this.#disposeBatches(batches);
+      this.#disposeBatches(given);
       batches.length = 0;
+      given.length = 0;
       const record: StepRecord = {
         type: 'step',
         step: step + 1,
@@ -362,6 +370,7 @@ export class Trainer<B> {
       return record;
     } finally {
       this.#disposeBatches(batches);
+      this.#disposeBatches(given);
     }
   }
 
@@ -445,6 +454,9 @@ export class Trainer<B> {
       }
       const { grads: clipped, norm } = clipNorm !== undefined ? clipByGlobalNorm(acc, clipNorm) : { grads: acc, norm: globalNorm(acc) };
       try {
+        // Input checks queued where reads are asynchronous (WebGPU): a bad batch stops the step
+        // here, before the update.
+        await settleHostChecks();
         const summary = tf.tidy(() => tf.concat([tf.div(sums as tf.Tensor, n), tf.reshape(norm, [1])]));
         const values = Array.from(await summary.data());
         summary.dispose();

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { untaped } from './untaped';
+import { untaped } from '@ettjs/core';
 
 /**
  * Default bound on the elements of one `[rows, K]` logits block (2^22 floats = 16 MiB). A dense

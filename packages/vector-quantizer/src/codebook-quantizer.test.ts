@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { setHostReadMode } from '@ettjs/core';
 import { describe, expect, it } from 'vitest';
 import { asVariable } from '../test/helpers';
 import { IBQQuantizer } from './ibq';
@@ -72,6 +73,61 @@ describe('CodebookQuantizer bookkeeping', () => {
     expect(e[1]).toBeCloseTo(9.5 / smooth(1), 5);
     z.dispose();
     q.dispose();
+  });
+
+  it('deferred reads (WebGPU): keeps batches on the device until settle(), then updates as the synchronous path', async () => {
+    const run = async (mode: 'sync' | 'deferred') => {
+      setHostReadMode(mode);
+      try {
+        const decay = 0.5;
+        const q = new VectorQuantizer({ codebookSize: 2, codeDim: 1, codebookUpdate: { kind: 'ema', decay, epsilon: 1e-5 } });
+        tf.tidy(() => {
+          q.embedding.assign(tf.tensor2d([[0], [10]]));
+          (q.namedBuffers().find(([n]) => n === 'ema_embed_sum')?.[1] as tf.Variable).assign(tf.tensor2d([[0], [10]]));
+        });
+        const seen: { usage: number; perplexity: number }[] = [];
+        for (const rows of [
+          [[1], [3], [9]],
+          [[Number.NaN], [2], [8]],
+          [[4], [6], [11]],
+        ]) {
+          const z = tf.tensor2d(rows);
+          const r = q.quantize(z);
+          seen.push({ usage: r.stats.usage, perplexity: r.stats.perplexity });
+          disposeResult(r);
+          z.dispose();
+        }
+        const unsettled = q.unsettledBatches;
+        if (mode === 'deferred') expect(() => q.update()).toThrow(/call `await quantizer.settle\(\)`/);
+        await q.settle();
+        // The batch with a NaN latent is left out of the EMA (it would turn the codebook into NaN).
+        const pending = q.pendingBatches;
+        const report = q.update();
+        const embedding = Array.from(await q.embedding.data());
+        q.dispose();
+        return { seen, unsettled, pending, report, embedding };
+      } finally {
+        setHostReadMode('auto');
+      }
+    };
+    const before = tf.memory().numTensors;
+    const sync = await run('sync');
+    const deferred = await run('deferred');
+    expect(tf.memory().numTensors).toBe(before);
+    expect(sync.unsettled).toBe(0);
+    expect(deferred.unsettled).toBe(3);
+    expect(sync.pending).toBe(2);
+    expect(deferred.pending).toBe(2);
+    expect(deferred.report).toEqual({ batches: 2, restarted: 0 });
+    expect(deferred.embedding).toEqual(sync.embedding);
+    expect(sync.embedding.every(Number.isFinite)).toBe(true);
+    // Hand EMA over the two finite batches (codes 0,0,1 for 1,3,9 and 0,1,1 for 4,6,11): counts 3, 3;
+    // sums 8, 26; cluster sizes 0.5·1 + 0.5·3 = 2; embed sums 0.5·0 + 0.5·8 = 4, 0.5·10 + 0.5·26 = 18.
+    expect(sync.embedding[0]).toBeCloseTo(4 / 2, 4);
+    expect(sync.embedding[1]).toBeCloseTo(18 / 2, 4);
+    // Deferred stats are not read in the step: NaN until a settle.
+    expect(deferred.seen.every((s) => Number.isNaN(s.perplexity))).toBe(true);
+    expect(sync.seen[0].perplexity).toBeCloseTo(codePerplexity(Int32Array.from([0, 0, 1]), 2), 6);
   });
 
   it('dead-code restart replaces codes unused for N updates with batch latents', async () => {

@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { hostReadsAreSync, Module, seededRandomNormal } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { DEFAULT_MAX_BLOCK_ELEMENTS, gatherRows } from './code-search';
 import { VQInputError } from './errors';
@@ -117,6 +117,12 @@ interface PendingBatch {
   latents: Float32Array | null;
 }
 
+/** A training batch recorded where reads are asynchronous (WebGPU): kept tensors until `settle()`. */
+interface DeviceBatch {
+  indices: tf.Tensor1D;
+  latents: tf.Tensor2D | null;
+}
+
 /**
  * The codebook and its bookkeeping, shared by `IBQQuantizer` and `VectorQuantizer`: the codebook
  * variable (`embedding`, `[K, D]`), EMA buffers, the usage window, and `update()`.
@@ -124,6 +130,12 @@ interface PendingBatch {
  * Variables are only mutated by `update()`, which the trainer calls after the optimizer step,
  * outside any gradient tape. A training encode records the batch's indices (and, when EMA or
  * restart is on, its latents as a plain Float32Array, so nothing holds tensors between calls).
+ *
+ * Where tensors cannot be read synchronously (WebGPU; see `hostReadsAreSync` in @ettjs/core) a
+ * training encode keeps copies of the indices and latents on the device instead, and
+ * `await settle()` reads them; `update()` then works as above. Statistics returned by such an
+ * encode are those of the batches settled so far (one step behind); an eval-mode encode there
+ * returns NaN statistics rather than stall on a read.
  */
 export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOptions> extends Module {
   readonly options: Readonly<O>;
@@ -134,6 +146,8 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
   readonly #sinceUsed: Int32Array;
   readonly #random: () => number;
   #pending: PendingBatch[] = [];
+  #onDevice: DeviceBatch[] = [];
+  #lastPerplexity = Number.NaN;
   #training = true;
   #warnedPending = false;
 
@@ -154,7 +168,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
     this.options = Object.freeze({ ...options });
     const init =
       options.init === 'normal'
-        ? tf.randomNormal([k, d], 0, 1, 'float32', options.seed)
+        ? seededRandomNormal([k, d], 0, 1, options.seed)
         : tf.randomUniform([k, d], -1 / k, 1 / k, 'float32', options.seed);
     const ema = options.codebookUpdate.kind === 'ema';
     this.embedding = this.addParameter('embedding', init, { trainable: !ema && !options.frozen });
@@ -231,28 +245,80 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
 
   /**
    * Bookkeeping after the indices are known: reads them back (a sync read of N ints), records
-   * usage and the batch when training, and returns the stats.
+   * usage and the batch when training, and returns the stats. Where reads are asynchronous it
+   * keeps device copies for `settle()` instead (see the class comment).
    */
   protected observe(indices: tf.Tensor1D, latents: tf.Tensor2D, call: QuantizeCallOptions): { usage: number; perplexity: number } {
     const training = call.training ?? this.#training;
+    const needLatents = this.options.codebookUpdate.kind === 'ema' || this.options.deadCodeRestart.kind !== 'off';
+    if (!hostReadsAreSync()) {
+      if (!training) return { usage: Number.NaN, perplexity: Number.NaN };
+      this.#onDevice.push({ indices: tf.keep(tf.clone(indices)), latents: needLatents ? tf.keep(tf.clone(latents)) : null });
+      if (this.#onDevice.length > MAX_PENDING_BATCHES) {
+        const dropped = this.#onDevice.shift() as DeviceBatch;
+        tf.dispose([dropped.indices, ...(dropped.latents ? [dropped.latents] : [])]);
+        this.#warnUnconsumed('await settle() and update()');
+      }
+      return { usage: this.#usage.usage, perplexity: this.#lastPerplexity };
+    }
     const idx = indices.dataSync() as Int32Array;
     const k = this.codebookSize;
-    const perplexity = codePerplexity(idx, k);
-    if (!training) return { usage: uniqueCodes(idx, k).length / k, perplexity };
-    this.#usage.record(idx);
-    const needLatents = this.options.codebookUpdate.kind === 'ema' || this.options.deadCodeRestart.kind !== 'off';
-    this.#pending.push({ indices: idx.slice(), latents: needLatents ? (latents.dataSync() as Float32Array).slice() : null });
+    if (!training) return { usage: uniqueCodes(idx, k).length / k, perplexity: codePerplexity(idx, k) };
+    this.#record(idx.slice(), needLatents ? (latents.dataSync() as Float32Array).slice() : null);
+    return { usage: this.#usage.usage, perplexity: this.#lastPerplexity };
+  }
+
+  /**
+   * Adds one training batch (host copies) to the usage window and the batches for `update()`. A
+   * batch with non-finite latents is left out: it came from a step the Trainer rejects or skips (a
+   * NaN input found by a deferred check, a diverged forward), and a restart would copy its NaNs
+   * into the codebook.
+   */
+  #record(indices: Int32Array, latents: Float32Array | null): void {
+    if (latents && !latents.every(Number.isFinite)) return;
+    this.#lastPerplexity = codePerplexity(indices, this.codebookSize);
+    this.#usage.record(indices);
+    this.#pending.push({ indices, latents });
     if (this.#pending.length > MAX_PENDING_BATCHES) {
       // update() is not being called: keep memory bounded (EMA then sees only the latest batches).
       this.#pending.shift();
-      if (!this.#warnedPending) {
-        this.#warnedPending = true;
-        console.warn(
-          `${this.constructor.name}: ${MAX_PENDING_BATCHES} training batches recorded without update(); call update() after each optimizer step (warned once)`,
-        );
-      }
+      this.#warnUnconsumed('call update()');
     }
-    return { usage: this.#usage.usage, perplexity };
+  }
+
+  #warnUnconsumed(what: string): void {
+    if (this.#warnedPending) return;
+    this.#warnedPending = true;
+    console.warn(
+      `${this.constructor.name}: ${MAX_PENDING_BATCHES} training batches recorded without update(); ${what} after each optimizer step (warned once)`,
+    );
+  }
+
+  /** Training batches kept on the device, waiting for `settle()` (always 0 where reads are synchronous). */
+  get unsettledBatches(): number {
+    return this.#onDevice.length;
+  }
+
+  /**
+   * Reads the training batches kept on the device (WebGPU) into the usage window and the batches
+   * for `update()`, all reads in flight at once. A no-op where reads are synchronous. The Trainer
+   * recipes of `ettjs` call it before `update()`.
+   */
+  async settle(): Promise<void> {
+    const batches = this.#onDevice;
+    this.#onDevice = [];
+    if (batches.length === 0) return;
+    try {
+      const read = await Promise.all(
+        batches.map(async (b) => ({
+          indices: new Int32Array(await b.indices.data()),
+          latents: b.latents ? new Float32Array(await b.latents.data()) : null,
+        })),
+      );
+      for (const r of read) this.#record(r.indices, r.latents);
+    } finally {
+      for (const b of batches) tf.dispose([b.indices, ...(b.latents ? [b.latents] : [])]);
+    }
   }
 
   /**
@@ -261,6 +327,19 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
    * recorded batches. Without EMA and restart it only clears them.
    */
   update(): QuantizerUpdateReport {
+    if (this.#onDevice.length > 0 && hostReadsAreSync()) {
+      // Recorded while reads were deferred, read now that they are synchronous.
+      for (const b of this.#onDevice.splice(0)) {
+        this.#record((b.indices.dataSync() as Int32Array).slice(), b.latents ? (b.latents.dataSync() as Float32Array).slice() : null);
+        tf.dispose([b.indices, ...(b.latents ? [b.latents] : [])]);
+      }
+    }
+    if (this.#onDevice.length > 0) {
+      throw new VQInputError(
+        `${this.constructor.name}.update: ${this.#onDevice.length} training batch(es) are still on the device (this backend reads asynchronously); ` +
+          'call `await quantizer.settle()` (or `await tokenizer.settle()`) before update()',
+      );
+    }
     const pending = this.#pending;
     this.#pending = [];
     const k = this.codebookSize;
@@ -340,10 +419,23 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
     });
   }
 
+  /** Frees the variables and any training batches still kept on the device. */
+  override dispose(): void {
+    this.#disposeDeviceBatches();
+    super.dispose();
+  }
+
+  #disposeDeviceBatches(): void {
+    for (const b of this.#onDevice) tf.dispose([b.indices, ...(b.latents ? [b.latents] : [])]);
+    this.#onDevice = [];
+  }
+
   /** Forgets the usage window and recorded batches (e.g. after loading a checkpoint). */
   resetStats(): void {
     this.#usage.reset();
     this.#pending = [];
+    this.#disposeDeviceBatches();
+    this.#lastPerplexity = Number.NaN;
     this.#sinceUsed.fill(0);
   }
 }

@@ -1,4 +1,5 @@
 import {
+  checkOnHost,
   loadSafetensorsFile,
   Module,
   safetensorsToTensors,
@@ -212,6 +213,14 @@ export class VQTokenizer extends Module implements VisionTokenizer {
     return this.quantize.update();
   }
 
+  /**
+   * Reads the training batches the quantizer kept on the device where reads are asynchronous
+   * (WebGPU); call it before `update()` there. A no-op on CPU and WASM.
+   */
+  settle(): Promise<void> {
+    return this.quantize.settle();
+  }
+
   #checkImages(images: tf.Tensor4D): void {
     const c = this.config;
     const f = this.downsample;
@@ -231,19 +240,20 @@ export class VQTokenizer extends Module implements VisionTokenizer {
       );
     }
     if (images.dtype !== 'float32') throw new VQInputError(`VQTokenizer.encode: images must be float32 in [-1, 1], got ${images.dtype}`);
-    // One small sync read per encode: NaN count and range (encode is synchronous by the interface).
+    // One small host read per encode: NaN count and range. Synchronous on CPU/WASM; on WebGPU it
+    // runs at the next settleHostChecks() (the Trainer's, before the optimizer step).
     const summary = tf.tidy(() => tf.stack([tf.min(images), tf.max(images), tf.sum(tf.cast(tf.isNaN(images), 'float32'))]));
-    const [lo, hi, nan] = summary.dataSync();
-    summary.dispose();
-    if (nan > 0) throw new VQInputError(`VQTokenizer.encode: images contain ${nan} NaN value(s)`);
-    if (c.rangeCheck !== 'off' && (lo < -1.001 || hi > 1.001)) {
-      const msg = `VQTokenizer.encode: pixel values span [${lo}, ${hi}], expected [-1, 1] (x / 127.5 − 1 for 8-bit images)`;
-      if (c.rangeCheck === 'error') throw new VQInputError(`${msg}; set rangeCheck: 'warn' or 'off' to allow it`);
-      if (!this.#warnedRange) {
-        this.#warnedRange = true;
-        console.warn(`${msg} (warned once)`);
+    checkOnHost(summary, ([lo, hi, nan]) => {
+      if (nan > 0) throw new VQInputError(`VQTokenizer.encode: images contain ${nan} NaN value(s)`);
+      if (c.rangeCheck !== 'off' && (lo < -1.001 || hi > 1.001)) {
+        const msg = `VQTokenizer.encode: pixel values span [${lo}, ${hi}], expected [-1, 1] (x / 127.5 − 1 for 8-bit images)`;
+        if (c.rangeCheck === 'error') throw new VQInputError(`${msg}; set rangeCheck: 'warn' or 'off' to allow it`);
+        if (!this.#warnedRange) {
+          this.#warnedRange = true;
+          console.warn(`${msg} (warned once)`);
+        }
       }
-    }
+    });
   }
 
   /**
