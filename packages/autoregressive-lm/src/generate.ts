@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { type AutoregressiveLM, LMInputError } from './autoregressive_lm';
 import type { LMKVCache } from './kv_cache';
-import type { Rng } from '@ettjs/core';
+import { type Rng, settleHostChecks } from '@ettjs/core';
 import { checkSamplingOptions, chooseToken, type RandomSource, type SamplingOptions, seededRandom, toRandomSource } from './sampling';
 
 export interface GenerateOptions extends SamplingOptions {
@@ -114,6 +114,7 @@ export async function generate(lm: AutoregressiveLM, options: GenerateOptions): 
       });
       const values = await logits.data();
       logits.dispose();
+      await settleHostChecks(); // id checks queued where reads are asynchronous (WebGPU)
       const v = lm.vocabSize;
       for (let i = 0; i < b; i++) {
         if (done[i]) continue;
@@ -212,6 +213,7 @@ export async function generateVisualCodes(lm: AutoregressiveLM, options: Generat
       });
       const values = await logits.data();
       logits.dispose();
+      await settleHostChecks(); // id checks queued where reads are asynchronous (WebGPU)
       for (let i = 0; i < b; i++) codes[i].push(chooseToken(values.subarray(i * k, (i + 1) * k), sampling, random));
     }
   } finally {

@@ -1,5 +1,13 @@
 import { AutoregressiveLM, generate, generateVisualCodes, type SamplingOptions } from '@ettjs/autoregressive-lm';
-import { type CausalLM, Module, type TextTokenizer, type TokenizerOutput, type VisionTokenizer, type VisualAdapter } from '@ettjs/core';
+import {
+  type CausalLM,
+  Module,
+  settleHostChecks,
+  type TextTokenizer,
+  type TokenizerOutput,
+  type VisionTokenizer,
+  type VisualAdapter,
+} from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   buildCaptionSequences,
@@ -196,6 +204,7 @@ export class ETTModel extends Module {
         return tf.argMax(tf.reshape(tf.slice(logits, [0, t - 1, 0], [b, 1, v]), [b, v]), 1);
       });
       const ids = Array.from(await next.data());
+      await settleHostChecks(); // input checks queued where reads are asynchronous (WebGPU)
       ids.forEach((id, i) => {
         if (done[i]) return;
         if (id === this.ids.eos) done[i] = true;

@@ -1,6 +1,7 @@
 import type { SamplingOptions } from '@ettjs/autoregressive-lm';
 import { parseCaption, type SyntheticFields } from '@ettjs/data';
 import { psnr } from '@ettjs/losses';
+import { settleHostChecks } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ETTModel } from './ett-model';
 import { disposeTokens } from './ett-model';
@@ -78,6 +79,7 @@ export async function evaluateModel(
         for (const c of await idx.data()) counts[c]++;
         score.psnr += (await p.data())[0];
         tf.dispose([idx, p]);
+        await settleHostChecks(); // the encode's input check, where reads are asynchronous (WebGPU)
         chunk.forEach((s, j) => {
           const got = parseCaption(captions[j]);
           score.shape += got.shape === s.fields.shape ? 1 : 0;
@@ -221,6 +223,7 @@ export async function evaluateGeneration(
         });
         try {
           recReadings.push(...(await judge.classify(rec)));
+          await settleHostChecks(); // the encode's input check, where reads are asynchronous (WebGPU)
         } finally {
           rec.dispose();
         }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { AutoregressiveLM, ByteTokenizer, type LMConfig } from '@ettjs/autoregressive-lm';
 import { initBackend } from '@ettjs/backend';
-import type { Module } from '@ettjs/core';
+import { type Module, settleHostChecks } from '@ettjs/core';
 import { CaptionEncoder, DataLoader, encodePng, imageGrid, type SyntheticConfig, SyntheticTextImages } from '@ettjs/data';
 import type { PatchDiscriminatorConfig } from '@ettjs/losses';
 import { createVisualAdapter } from '@ettjs/projector';
@@ -198,6 +198,7 @@ async function reconstructionGrid(model: ETTModel, samples: readonly EvalSample[
   });
   const flat = (await rec.data()) as Float32Array;
   rec.dispose();
+  await settleHostChecks(); // the encode's input check, where reads are asynchronous (WebGPU)
   const recs = samples.map((_, i) => flat.slice(i * S * S * 3, (i + 1) * S * S * 3));
   const grid = imageGrid([...samples.map((s) => s.image), ...recs], n, S, S);
   return encodePng(grid.image, grid.height, grid.width);

@@ -3,7 +3,7 @@
 // runs on a software GPU (Mesa llvmpipe through Dawn's OpenGL ES backend); CI fails if WebGPU does
 // not start there, elsewhere the test is skipped with the reason.
 import { initBackend } from '@ettjs/backend';
-import { hostReadsAreSync } from '@ettjs/core';
+import { hostReadsAreSync, pendingHostChecks } from '@ettjs/core';
 import type { StepRecord } from '@ettjs/trainer';
 import { VQInputError } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
@@ -73,7 +73,7 @@ describe('training on webgpu', () => {
     expect(gpuRun.counts[3]).toBe(gpuRun.counts[2]);
   });
 
-  it('a NaN image fails the step on the GPU before its update', async (ctx) => {
+  it('a NaN image fails the step on the GPU before its update; captioning and generation are leak-free', async (ctx) => {
     needsGpu(ctx);
     await tf.setBackend('webgpu');
     const model = tinyModel();
@@ -81,6 +81,19 @@ describe('training on webgpu', () => {
       const before = await weights(model);
       await expect(fitTiny(model, batches(1, 0), 1, 1)).rejects.toThrow(VQInputError);
       expect(await weights(model)).toEqual(before);
+      // Captioning and image generation leave nothing behind on the GPU: their queued input checks
+      // are settled as they go.
+      const live = tf.memory().numTensors;
+      const images = tf.tensor4d(batches(1)[0].images, [2, 16, 16, 3]);
+      const captions = await model.caption(images, { maxNewTokens: 3 });
+      images.dispose();
+      expect(captions).toHaveLength(2);
+      const generated = await model.generateImages(['a', 'b']);
+      expect(generated.images.shape).toEqual([2, 16, 16, 3]);
+      expect(generated.codes.flat().every((c) => Number.isInteger(c) && c >= 0 && c < 16)).toBe(true);
+      generated.images.dispose();
+      expect(pendingHostChecks()).toBe(0);
+      expect(tf.memory().numTensors).toBe(live);
     } finally {
       model.dispose();
       await tf.setBackend(previous);
