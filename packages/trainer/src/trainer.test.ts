@@ -125,6 +125,22 @@ describe('Trainer', () => {
     model.dispose();
   });
 
+  it('keeps the most recent keepRecords step records (a long run stays flat in memory), every step still reported', async () => {
+    const model = new Toy(1);
+    const stages = [{ name: 's', steps: 7, trainable: ['net'], loss: mseLoss(model), optimizer: { kind: 'adamw' as const, lr: 0.01 } }];
+    const seen: number[] = [];
+    const r = await new Trainer({ model, data: new ToySource(), stages, keepRecords: 3, onStep: (x) => seen.push(x.step), ...quiet }).fit();
+    expect(r.step).toBe(7);
+    expect(r.records.map((x) => x.step)).toEqual([5, 6, 7]);
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    const all = await new Trainer({ model, data: new ToySource(), stages, keepRecords: Number.POSITIVE_INFINITY, ...quiet }).fit();
+    expect(all.records).toHaveLength(7);
+    expect(() => new Trainer({ model, data: new ToySource(), stages, keepRecords: -1, ...quiet })).toThrow(
+      /keepRecords must be an integer >= 0/,
+    );
+    model.dispose();
+  });
+
   it('leaks nothing: numTensors is identical after every one of 200 steps (critic, accumulation, clipping)', async () => {
     const model = new Toy(2);
     const counts: number[] = [];

@@ -62,6 +62,11 @@ export interface TrainerOptions<B> {
   disposeBatches?: boolean;
   /** Called with every step record (logged or not), after the step. */
   onStep?: (record: StepRecord) => void;
+  /**
+   * Step records kept for `FitResult.records`: the most recent this many, so a long run's memory
+   * stays flat (the metrics log keeps them all). Defaults to 1000; `Infinity` keeps every one.
+   */
+  keepRecords?: number;
 }
 
 const OPTION_KEYS = [
@@ -77,6 +82,7 @@ const OPTION_KEYS = [
   'progressEvery',
   'print',
   'maxBadSteps',
+  'keepRecords',
   'disposeBatches',
   'onStep',
 ] as const;
@@ -98,7 +104,7 @@ export interface FitResult {
   step: number;
   /** Steps whose update was skipped by the NaN/Inf guard. */
   skippedSteps: number;
-  /** Every step record of this call. */
+  /** The step records of this call: the most recent `keepRecords` (default 1000) of them. */
   records: StepRecord[];
   evals: EvalRecord[];
   /** The last checkpoint written, if any. */
@@ -149,6 +155,7 @@ export class Trainer<B> {
     if (o.logEvery !== undefined) checkInt('Trainer', 'logEvery', o.logEvery, 1);
     if (o.progressEvery !== undefined) checkInt('Trainer', 'progressEvery', o.progressEvery, 1);
     if (o.maxBadSteps !== undefined) checkInt('Trainer', 'maxBadSteps', o.maxBadSteps, 1);
+    if (o.keepRecords !== undefined && o.keepRecords !== Number.POSITIVE_INFINITY) checkInt('Trainer', 'keepRecords', o.keepRecords, 0);
     if (o.progress !== undefined && !['auto', 'bar', 'lines', 'none'].includes(o.progress)) {
       throw new TrainerConfigError(`Trainer: progress must be 'auto', 'bar', 'lines' or 'none', got ${JSON.stringify(o.progress)}`);
     }
@@ -250,6 +257,7 @@ export class Trainer<B> {
             step += 1;
             stageStep += 1;
             records.push(record);
+            if (records.length > (o.keepRecords ?? 1000)) records.shift();
             this.#recent.push(record);
             if (this.#recent.length > 100) this.#recent.shift();
             if (log && (record.skipped || step % (o.logEvery ?? 1) === 0)) log.append(record);
