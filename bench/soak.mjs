@@ -10,9 +10,9 @@
 //   node bench/soak.mjs --steps 300 --every 20
 //   node bench/soak.mjs --json soak.json --svg soak.svg --backend wasm --threads 1
 //
-// Exit code: 0 flat, 1 not flat (numTensors changed after warm-up, or the second-half RSS slope is
-// over --max-rss-slope), 2 bad arguments or a failed run, 130 interrupted (SIGINT; the summary and
-// the outputs are still written).
+// Exit code: 0 flat, 1 not flat (numTensors changed after warm-up, or the JS heap or RSS grew over the
+// second half by more than --max-heap-slope / --max-rss-slope beyond the noise), 2 bad arguments or
+// a failed run, 130 interrupted (SIGINT; the summary and the outputs are still written).
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,14 +20,14 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 
 const USAGE = `usage: node bench/soak.mjs [--steps N] [--every K] [--warmup W] [--image-size S] [--batch B] [--batches M] [--lm-layers L]
-                          [--backend wasm|cpu|tensorflow] [--threads N] [--max-rss-slope KiB] [--no-gc]
-                          [--json out.json] [--svg out.svg]`;
+                          [--backend wasm|cpu|tensorflow] [--threads N] [--max-rss-slope KiB] [--max-heap-slope KiB] [--no-gc]
+                          [--json out.json] [--svg out.svg] [--heap-snapshots STEP,STEP,...] [--keep-records N|Infinity]`;
 
 function parseArgs(argv) {
   // Defaults: the quickstart model at its smallest useful size (16×16 images, batch 2, a 1-layer LM). A
   // step is then mostly per-op overhead (~0.3–0.5 s on the 2-core build machine), so 10 000 steps take
   // about an hour; --image-size 32 --batch 8 --lm-layers 2 is bench/run.mjs's `ett` workload.
-  const o = { steps: 10_000, every: 100, imageSize: 16, batch: 2, batches: 8, lmLayers: 1, maxRssSlope: 1024, gc: true };
+  const o = { steps: 10_000, every: 100, imageSize: 16, batch: 2, batches: 8, lmLayers: 1, maxRssSlope: 1024, maxHeapSlope: 64, gc: true };
   const value = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value\n${USAGE}`);
     return argv[i + 1];
@@ -44,7 +44,10 @@ function parseArgs(argv) {
     else if (a === '--backend') o.backend = value(i++);
     else if (a === '--threads') o.threads = Number(value(i++));
     else if (a === '--max-rss-slope') o.maxRssSlope = Number(value(i++));
+    else if (a === '--max-heap-slope') o.maxHeapSlope = Number(value(i++));
     else if (a === '--no-gc') o.gc = false;
+    else if (a === '--keep-records') o.keepRecords = Number(value(i++));
+    else if (a === '--heap-snapshots') o.heapSnapshots = value(i++).split(',').map(Number);
     else if (a === '--json') o.json = value(i++);
     else if (a === '--svg') o.svg = value(i++);
     else if (a === '--help' || a === '-h') {
@@ -67,7 +70,11 @@ function parseArgs(argv) {
   ]) {
     if (!Number.isInteger(v) || v < min) throw new Error(`--${k} must be an integer >= ${min}, got ${v}`);
   }
+  for (const st of o.heapSnapshots ?? []) {
+    if (!Number.isInteger(st) || st < 1 || st > o.steps) throw new Error(`--heap-snapshots: ${st} is not a step in 1..${o.steps}`);
+  }
   if (!(o.maxRssSlope >= 0)) throw new Error(`--max-rss-slope must be a number >= 0 (KiB per 1000 steps), got ${o.maxRssSlope}`);
+  if (!(o.maxHeapSlope >= 0)) throw new Error(`--max-heap-slope must be a number >= 0 (KiB per 1000 steps), got ${o.maxHeapSlope}`);
   if (o.warmup >= o.steps) throw new Error(`--warmup ${o.warmup} must be below --steps ${o.steps}`);
   return o;
 }
@@ -227,6 +234,11 @@ function onStep(r) {
     );
     if (o.json) writeJson(false);
   }
+  if (o.heapSnapshots?.includes(r.step)) {
+    // For finding what grows: diff two snapshots in Chrome DevTools (Memory → Comparison).
+    gc?.();
+    console.error(`wrote ${v8.writeHeapSnapshot(`soak-step${r.step}.heapsnapshot`)}`);
+  }
   if (interrupted) {
     if (samples.at(-1).step !== r.step) sample(r.step);
     throw new Interrupted();
@@ -235,10 +247,10 @@ function onStep(r) {
 
 // ---------------------------------------------------------------- summary and verdict
 
-/** Least-squares slope of y over x. */
+/** Least-squares slope of y over x, with its standard error (NaN below 3 points). */
 function slope(xs, ys) {
   const n = xs.length;
-  if (n < 2) return Number.NaN;
+  if (n < 2) return { slope: Number.NaN, se: Number.NaN };
   const mx = xs.reduce((a, b) => a + b, 0) / n;
   const my = ys.reduce((a, b) => a + b, 0) / n;
   let sxy = 0;
@@ -247,8 +259,19 @@ function slope(xs, ys) {
     sxy += (xs[i] - mx) * (ys[i] - my);
     sxx += (xs[i] - mx) ** 2;
   }
-  return sxx === 0 ? Number.NaN : sxy / sxx;
+  if (sxx === 0) return { slope: Number.NaN, se: Number.NaN };
+  const b = sxy / sxx;
+  let sse = 0;
+  for (let i = 0; i < n; i++) sse += (ys[i] - my - b * (xs[i] - mx)) ** 2;
+  return { slope: b, se: n > 2 ? Math.sqrt(sse / (n - 2) / sxx) : Number.NaN };
 }
+
+/**
+ * Growth beyond `limit` (per 1000 steps) that the samples show beyond their noise: the slope minus
+ * two standard errors is over the limit. RSS is noisy (allocator and GC page behaviour: tens of MiB
+ * up and down), so its slope alone could fail a flat run or pass a growing one by chance.
+ */
+const grows = (row, limit) => row !== undefined && row.slope - 2 * row.se > limit;
 
 const SERIES = [
   ['numTensors', 'numTensors', 1, ''],
@@ -271,10 +294,11 @@ function summarize() {
     if (trained.length === 0 || trained.some((s) => s[key] === null)) continue;
     const ys = trained.map((s) => s[key]);
     // KiB (or count) per 1000 steps over the second half of the run.
-    const per1000 = slope(
+    const fit = slope(
       second.map((s) => s.step),
       second.map((s) => s[key]),
     );
+    const scale = unit === 1 ? 1000 : 1000 / 1024;
     rows.push({
       key,
       label,
@@ -283,22 +307,34 @@ function summarize() {
       first: ys[0] / unit,
       last: ys.at(-1) / unit,
       max: Math.max(...ys) / unit,
-      slope: unit === 1 ? per1000 * 1000 : (per1000 * 1000) / 1024,
+      slope: fit.slope * scale,
+      se: fit.se * scale,
       slopeUnit: unit === 1 ? 'per 1000 steps' : 'KiB per 1000 steps',
     });
   }
   const values = [...tensorCounts.keys()].sort((a, b) => a - b);
-  const rss = rows.find((r) => r.key === 'rss');
   const enough = second.length >= 3;
   const tensorsFlat = values.length === 1;
-  const rssFlat = enough && rss !== undefined && rss.slope <= o.maxRssSlope;
+  const rssFlat =
+    enough &&
+    !grows(
+      rows.find((r) => r.key === 'rss'),
+      o.maxRssSlope,
+    );
+  const heapFlat =
+    enough &&
+    !grows(
+      rows.find((r) => r.key === 'heapUsed'),
+      o.maxHeapSlope,
+    );
   return {
     rows,
     tensorValues: Object.fromEntries(values.map((v) => [v, tensorCounts.get(v)])),
     tensorsFlat,
     rssFlat,
+    heapFlat,
     enough,
-    flat: tensorsFlat && rssFlat,
+    flat: tensorsFlat && rssFlat && heapFlat,
     secondHalf: second.length ? [second[0].step, second.at(-1).step] : null,
   };
 }
@@ -320,7 +356,7 @@ function printSummary(sum) {
       `samples every ${o.every} steps${gc ? ' after a full GC' : ''}; load average ${os.loadavg()[0].toFixed(1)} (1 min)`,
   );
   lines.push('');
-  const head = ['series', 'step 0', 'first', 'last', 'max', '2nd-half slope'];
+  const head = ['series', 'step 0', 'first', 'last', 'max', '2nd-half slope ± 2 SE'];
   const body = sum.rows.map((r) => {
     const d = r.unitName ? 2 : 0;
     const u = r.unitName ? ` ${r.unitName}` : '';
@@ -330,7 +366,7 @@ function printSummary(sum) {
       fmt(r.first, d),
       fmt(r.last, d),
       fmt(r.max, d),
-      `${fmt(r.slope, 1)} ${r.slopeUnit}`,
+      `${fmt(r.slope, 1)} ± ${fmt(2 * r.se, 1)} ${r.slopeUnit}`,
     ];
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
@@ -349,11 +385,16 @@ function printSummary(sum) {
   lines.push(
     `numTensors after every step past the warm-up (${o.warmup} steps): {${vals || 'no steps'}} → ${sum.tensorsFlat ? 'flat' : 'NOT FLAT'}`,
   );
-  const rss = sum.rows.find((r) => r.key === 'rss');
-  lines.push(
-    `RSS slope over the second half: ${fmt(rss?.slope, 1)} KiB per 1000 steps (limit ${o.maxRssSlope}) → ` +
-      (sum.enough ? (sum.rssFlat ? 'flat' : 'GROWING') : 'too few samples to tell'),
-  );
+  for (const [key, label, limit, ok] of [
+    ['heapUsed', 'JS heap', o.maxHeapSlope, sum.heapFlat],
+    ['rss', 'RSS', o.maxRssSlope, sum.rssFlat],
+  ]) {
+    const r = sum.rows.find((x) => x.key === key);
+    lines.push(
+      `${label} slope over the second half: ${fmt(r?.slope, 1)} ± ${fmt(2 * r?.se, 1)} KiB per 1000 steps (limit ${limit}, ` +
+        `growing when slope − 2 SE exceeds it) → ${sum.enough ? (ok ? 'flat' : 'GROWING') : 'too few samples to tell'}`,
+    );
+  }
   if (afterFit) {
     const at = samples.at(-1);
     lines.push(
@@ -392,7 +433,13 @@ function writeJson(final) {
         minutes: (performance.now() - started) / 60_000,
         build: BUILD,
         loadAverage: os.loadavg(),
-        verdict: { flat: sum.flat, tensorsFlat: sum.tensorsFlat, rssFlat: sum.rssFlat, numTensorsAfterWarmup: sum.tensorValues },
+        verdict: {
+          flat: sum.flat,
+          tensorsFlat: sum.tensorsFlat,
+          heapFlat: sum.heapFlat,
+          rssFlat: sum.rssFlat,
+          numTensorsAfterWarmup: sum.tensorValues,
+        },
         summary: sum.rows,
         afterFit,
         samples,
@@ -465,9 +512,9 @@ function svgPlot() {
 }
 
 /**
- * Memory once `fit` has returned (or thrown) and its result is dropped: the optimizers are disposed
- * and whatever `fit` kept per step (its `records`) is garbage. Heap that was growing during the run
- * and is gone here was held by `fit` itself.
+ * Memory once `fit` has returned (or thrown) and its result is dropped (see `runFit`): the
+ * optimizers are disposed and whatever `fit` kept per step (its `records`) is garbage. Heap that was
+ * growing during the run and is gone here was held by `fit` itself.
  */
 let afterFit = null;
 function fitReturned() {
@@ -508,11 +555,24 @@ process.on('SIGINT', () => {
 });
 
 const stage = semantic(model, { steps: o.steps, lr: c.lr.semantic, arm: 'ett', alpha: c.alpha });
-const trainer = new Trainer({ model, data, stages: [stage], progress: 'none', print: (l) => console.error(l), onStep });
+const trainer = new Trainer({
+  model,
+  data,
+  stages: [stage],
+  progress: 'none',
+  print: (l) => console.error(l),
+  onStep,
+  // The Trainer's own default unless given (`Infinity`: every step record, as before keepRecords).
+  ...(o.keepRecords !== undefined ? { keepRecords: o.keepRecords } : {}),
+});
 sample(0);
+/** `fit` in its own frame, so that nothing here still references its result when `fitReturned` measures. */
+async function runFit() {
+  await trainer.fit();
+}
 let code;
 try {
-  await trainer.fit();
+  await runFit();
   fitReturned();
   code = finish();
 } catch (e) {
