@@ -123,6 +123,11 @@ interface DeviceBatch {
   latents: tf.Tensor2D | null;
 }
 
+function disposeDeviceBatch(b: DeviceBatch): void {
+  b.indices.dispose();
+  b.latents?.dispose();
+}
+
 /**
  * The codebook and its bookkeeping, shared by `IBQQuantizer` and `VectorQuantizer`: the codebook
  * variable (`embedding`, `[K, D]`), EMA buffers, the usage window, and `update()`.
@@ -256,7 +261,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
       this.#onDevice.push({ indices: tf.keep(tf.clone(indices)), latents: needLatents ? tf.keep(tf.clone(latents)) : null });
       if (this.#onDevice.length > MAX_PENDING_BATCHES) {
         const dropped = this.#onDevice.shift() as DeviceBatch;
-        tf.dispose([dropped.indices, ...(dropped.latents ? [dropped.latents] : [])]);
+        disposeDeviceBatch(dropped);
         this.#warnUnconsumed('await settle() and update()');
       }
       return { usage: this.#usage.usage, perplexity: this.#lastPerplexity };
@@ -317,7 +322,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
       );
       for (const r of read) this.#record(r.indices, r.latents);
     } finally {
-      for (const b of batches) tf.dispose([b.indices, ...(b.latents ? [b.latents] : [])]);
+      for (const b of batches) disposeDeviceBatch(b);
     }
   }
 
@@ -331,7 +336,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
       // Recorded while reads were deferred, read now that they are synchronous.
       for (const b of this.#onDevice.splice(0)) {
         this.#record((b.indices.dataSync() as Int32Array).slice(), b.latents ? (b.latents.dataSync() as Float32Array).slice() : null);
-        tf.dispose([b.indices, ...(b.latents ? [b.latents] : [])]);
+        disposeDeviceBatch(b);
       }
     }
     if (this.#onDevice.length > 0) {
@@ -426,7 +431,7 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
   }
 
   #disposeDeviceBatches(): void {
-    for (const b of this.#onDevice) tf.dispose([b.indices, ...(b.latents ? [b.latents] : [])]);
+    for (const b of this.#onDevice) disposeDeviceBatch(b);
     this.#onDevice = [];
   }
 
