@@ -67,6 +67,8 @@ const CASES: Case[] = [
   { shape: [2, 3, 4, 8], groups: 8, activation: 'none' },
   { shape: [1, 5, 5, 6], groups: 3, activation: 'silu' },
   { shape: [3, 2, 2, 4], groups: 1, activation: 'none' },
+  // 90 pixels: the native kernel sums channels in float over blocks of 64 pixels, so one full block and a partial one.
+  { shape: [2, 9, 10, 8], groups: 4, activation: 'silu' },
 ];
 const EPS = 1e-6;
 
@@ -131,6 +133,43 @@ describe.each(PATHS)('fused GroupNorm on $name', ({ backend, addon }) => {
       Array.from({ length: ch }, (_, j) => fd(2, j)),
       1e-4,
     );
+  });
+
+  it('SiLU far into both tails: |u| past 250 gives u·σ(u) and its derivative, finite', async () => {
+    // gamma 200 on unit-variance x puts u = gamma·xhat + beta far past where exp over- or underflows
+    // in float (|u| > 88): silu(u) is then 0 or u, its derivative 0 or 1.
+    const shape = [1, 4, 16, 2];
+    const n = 128;
+    const x = Float32Array.from({ length: n }, (_, i) => ((i % 64) - 31.5) / 18.5);
+    const gamma = Float32Array.from([200, 3]);
+    const beta = Float32Array.from([0, -1]);
+    const wts = randn(n, 9);
+    const [y, dx] = await runOn(backend, 'cpu', () => {
+      const xt = tf.tensor4d(x, shape as [number, number, number, number]);
+      const f = (a: tf.Tensor) =>
+        tf.engine().runKernel(GROUP_NORM, { x: a, gamma: tf.tensor1d(gamma), beta: tf.tensor1d(beta) }, {
+          groups: 2,
+          eps: EPS,
+          activation: 'silu',
+        } as unknown as tf.NamedAttrMap) as tf.Tensor;
+      const wt = tf.tensor4d(wts, shape as [number, number, number, number]);
+      return [f(xt), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(f(a), wt)))(xt)];
+    });
+    const c = { shape, groups: 2, activation: 'silu' } as Case;
+    const ref = reference(c, x, gamma, beta, EPS);
+    expect(Math.max(...ref.map(Math.abs))).toBeGreaterThan(250);
+    expectClose(y!, ref, 1e-5);
+    const loss = (xx: ArrayLike<number>) => reference(c, xx, gamma, beta, EPS).reduce((a, v, i) => a + v * wts[i]!, 0);
+    const fd = Array.from({ length: n }, (_, j) => {
+      const h = 1e-6;
+      const p = Float64Array.from(x);
+      p[j]! += h;
+      const up = loss(p);
+      p[j]! -= 2 * h;
+      return (up - loss(p)) / (2 * h);
+    });
+    expect(Array.from(dx!).every(Number.isFinite)).toBe(true);
+    expectClose(dx!, fd, 1e-4);
   });
 
   it('a gradient for x alone leaves no tensors behind (the unused gamma/beta gradients are disposed)', async () => {
