@@ -297,11 +297,223 @@ float* scratch(std::int64_t n) {
   return buf.data();
 }
 
+// ---------------------------------------------------------------------------------------------
+// Direct convolution for stride 1, dilation 1 and 16, 32, 48 or 64 output channels (the
+// tokenizer's 3×3 convs). im2col writes kH·kW copies of the input (4.7 MB for a 3×3 conv of
+// 8×32×32×16), which cost about as much as the GEMM itself; here the input is zero-padded once and
+// each tile of output pixels × channels stays in registers while the filter taps and input
+// channels are summed into it (an implicit GEMM: A's rows are read from the padded input in place).
+
+typedef float v16 __attribute__((vector_size(64)));
+
+#if defined(__AVX512F__)
+constexpr int kTilePixels = 8;  // 8 × 4 accumulators + 4 filter vectors: within AVX-512's 32 registers
+#else
+constexpr int kTilePixels = 4;  // a v16 is two AVX2 registers
+#endif
+
+inline v16 load16(const float* p) {
+  v16 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+
+struct Direct {
+  int batch, outH, outW, inC, outC, kH, kW, padH, padW;  // padded input: [batch, padH, padW, inC]
+  int wStride;                                           // the filter's channel stride: outC rounded up to 16
+};
+
+// y[R pixels from ox0 of row (b, oy), NV·16 channels] = Σ_taps Σ_ci xpad[b, oy + ky, ox + kx, ci] · w[ky, kx, ci, :].
+template <int NV, int R>
+void direct_tile(const Direct& d, const float* __restrict xpad, const float* __restrict w, float* __restrict y, int b, int oy, int ox0) {
+  v16 acc[R][NV];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV; j++) acc[i][j] = v16{};
+  const int ci = d.inC;
+  for (int ky = 0; ky < d.kH; ky++) {
+    for (int kx = 0; kx < d.kW; kx++) {
+      const float* __restrict a = xpad + ((std::int64_t(b) * d.padH + oy + ky) * d.padW + ox0 + kx) * ci;
+      const float* __restrict wt = w + std::int64_t(ky * d.kW + kx) * ci * d.wStride;
+      for (int c = 0; c < ci; c++) {
+        v16 bv[NV];
+        for (int j = 0; j < NV; j++) bv[j] = load16(wt + std::int64_t(c) * d.wStride + 16 * j);
+        for (int i = 0; i < R; i++) {
+          const v16 av = v16{} + a[std::int64_t(i) * ci + c];
+          for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];
+        }
+      }
+    }
+  }
+  float* out = y + ((std::int64_t(b) * d.outH + oy) * d.outW + ox0) * d.outC;
+  if (d.outC == NV * 16) {
+    for (int i = 0; i < R; i++)
+      for (int j = 0; j < NV; j++) store16(out + std::int64_t(i) * d.outC + 16 * j, acc[i][j]);
+  } else {
+    // outC not a multiple of 16: the filter was padded with zero channels; store the real ones.
+    for (int i = 0; i < R; i++) {
+      float row[NV * 16];
+      for (int j = 0; j < NV; j++) store16(row + 16 * j, acc[i][j]);
+      std::memcpy(out + std::int64_t(i) * d.outC, row, sizeof(float) * d.outC);
+    }
+  }
+}
+
+template <int NV>
+void direct_rows(const Direct& d, const float* xpad, const float* w, float* y) {
+  pool->run(d.batch * d.outH, [&](int row) {
+    const int b = row / d.outH, oy = row % d.outH;
+    int ox = 0;
+    for (; ox + kTilePixels <= d.outW; ox += kTilePixels) direct_tile<NV, kTilePixels>(d, xpad, w, y, b, oy, ox);
+    for (; ox < d.outW; ox++) direct_tile<NV, 1>(d, xpad, w, y, b, oy, ox);
+  });
+}
+
+// A second scratch buffer: the padded input lives while the im2col buffer is not used.
+float* pad_scratch(std::int64_t n) {
+  static std::vector<float> buf;
+  if (static_cast<std::int64_t>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
+  return buf.data();
+}
+
+// xpad[b, top + iy, left + ix, :] = x[b, iy, ix, :], zero elsewhere (rows and columns outside [0, padH) × [0, padW) dropped).
+float* pad_input(const float* x, int batch, int inH, int inW, int c, int top, int left, int padH, int padW) {
+  float* xpad = pad_scratch(std::int64_t(batch) * padH * padW * c);
+  pool->run(batch * padH, [&](int row) {
+    const int b = row / padH, py = row % padH, iy = py - top;
+    float* dst = xpad + (std::int64_t(b) * padH + py) * padW * c;
+    std::memset(dst, 0, sizeof(float) * std::int64_t(padW) * c);
+    if (iy < 0 || iy >= inH) return;
+    const int x0 = std::max(0, -left), x1 = std::min(inW, padW - left);
+    if (x0 < x1) std::memcpy(dst + std::int64_t(left + x0) * c, x + ((std::int64_t(b) * inH + iy) * inW + x0) * c, sizeof(float) * (x1 - x0) * c);
+  });
+  return xpad;
+}
+
+bool direct_channels(int c) { return c >= 1 && c <= 64; }
+
+// y = conv(x, w) for a stride-1, dilation-1 geometry: the input padded to (outH + kH − 1) × (outW + kW − 1).
+// w is [kH, kW, inC, wStride] with wStride = outC rounded up to 16 (zero channels past outC).
+void direct_conv_padded(int batch, int inH, int inW, int inC, int outH, int outW, int outC, int kH, int kW, int padTop, int padLeft,
+                        const float* x, const float* w, float* y) {
+  const int wStride = (outC + 15) / 16 * 16;
+  const Direct d{batch, outH, outW, inC, outC, kH, kW, outH + kH - 1, outW + kW - 1, wStride};
+  const float* xpad = pad_input(x, batch, inH, inW, inC, padTop, padLeft, d.padH, d.padW);
+  switch (wStride / 16) {
+    case 1: direct_rows<1>(d, xpad, w, y); break;
+    case 2: direct_rows<2>(d, xpad, w, y); break;
+    case 3: direct_rows<3>(d, xpad, w, y); break;
+    default: direct_rows<4>(d, xpad, w, y); break;
+  }
+}
+
+// w[ky, kx, ci, co] → [kH·kW·inC, wStride] with zero columns past outC (copied only when outC % 16 != 0).
+const float* widen_filter(const float* w, std::int64_t rows, int outC, std::vector<float>& buf) {
+  const int wStride = (outC + 15) / 16 * 16;
+  if (wStride == outC) return w;
+  buf.assign(std::size_t(rows) * wStride, 0.0f);
+  for (std::int64_t r = 0; r < rows; r++) std::memcpy(buf.data() + r * wStride, w + r * outC, sizeof(float) * outC);
+  return buf.data();
+}
+
+void direct_conv(int batch, int inH, int inW, int inC, int outH, int outW, int outC, int kH, int kW, int padTop, int padLeft,
+                 const float* x, const float* w, float* y) {
+  std::vector<float> wide;
+  const float* wp = widen_filter(w, std::int64_t(kH) * kW * inC, outC, wide);
+  direct_conv_padded(batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft, x, wp, y);
+}
+
+bool direct_forward_fits(const Conv& cv) {
+  return cv.strideH == 1 && cv.strideW == 1 && cv.dilH == 1 && cv.dilW == 1 && direct_channels(cv.outC) && cv.padTop >= 0 && cv.padLeft >= 0;
+}
+
+// The input gradient of a stride-1 conv is the conv of dy with the filter flipped in space and
+// transposed in channels, padded by kH − 1 − padTop (kW − 1 − padLeft): each dx pixel collects
+// dy at the output positions whose taps read it.
+bool direct_backprop_input_fits(const Conv& cv) {
+  return cv.strideH == 1 && cv.strideW == 1 && cv.dilH == 1 && cv.dilW == 1 && direct_channels(cv.inC) && cv.padTop >= 0 &&
+         cv.padLeft >= 0 && cv.padTop <= cv.kH - 1 && cv.padLeft <= cv.kW - 1 && cv.outH + cv.kH - 1 - cv.padTop <= cv.inH + cv.kH - 1 &&
+         cv.outW + cv.kW - 1 - cv.padLeft <= cv.inW + cv.kW - 1;
+}
+
+void direct_backprop_input(const Conv& cv, const float* dy, const float* w, float* dx) {
+  // wf[ky, kx, co, ci] = w[kH − 1 − ky, kW − 1 − kx, ci, co]
+  std::vector<float> wf(std::size_t(cv.kH) * cv.kW * cv.outC * cv.inC);
+  for (int ky = 0; ky < cv.kH; ky++)
+    for (int kx = 0; kx < cv.kW; kx++)
+      for (int ci = 0; ci < cv.inC; ci++)
+        for (int co = 0; co < cv.outC; co++)
+          wf[((std::size_t(ky) * cv.kW + kx) * cv.outC + co) * cv.inC + ci] =
+              w[((std::size_t(cv.kH - 1 - ky) * cv.kW + (cv.kW - 1 - kx)) * cv.inC + ci) * cv.outC + co];
+  direct_conv(cv.batch, cv.outH, cv.outW, cv.outC, cv.inH, cv.inW, cv.inC, cv.kH, cv.kW, cv.kH - 1 - cv.padTop, cv.kW - 1 - cv.padLeft, dy,
+              wf.data(), dx);
+}
+
+// The filter gradient of a stride-1 conv, directly: dw[ky, kx, ci, :] = Σ_pixels xpad[b, oy + ky,
+// ox + kx, ci] · dy[b, oy, ox, :]. A tile of R input channels × outC stays in registers over every
+// pixel; the pool's tasks are (tap, channel tile) pairs, so each writes its own part of dw.
+template <int NV, int R>
+void direct_filter_tile(const Direct& d, const float* __restrict xpad, const float* __restrict dy, float* __restrict dw, int ky, int kx, int c0) {
+  v16 acc[R][NV];
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV; j++) acc[i][j] = v16{};
+  const int ci = d.inC;
+  for (int b = 0; b < d.batch; b++) {
+    for (int oy = 0; oy < d.outH; oy++) {
+      const float* __restrict xr = xpad + ((std::int64_t(b) * d.padH + oy + ky) * d.padW + kx) * ci + c0;
+      const float* __restrict dr = dy + (std::int64_t(b) * d.outH + oy) * d.outW * (NV * 16);
+      for (int ox = 0; ox < d.outW; ox++) {
+        v16 bv[NV];
+        for (int j = 0; j < NV; j++) bv[j] = load16(dr + std::int64_t(ox) * (NV * 16) + 16 * j);
+        for (int i = 0; i < R; i++) {
+          const v16 av = v16{} + xr[std::int64_t(ox) * ci + i];
+          for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];
+        }
+      }
+    }
+  }
+  float* out = dw + (std::int64_t(ky * d.kW + kx) * ci + c0) * (NV * 16);
+  for (int i = 0; i < R; i++)
+    for (int j = 0; j < NV; j++) store16(out + std::int64_t(i) * (NV * 16) + 16 * j, acc[i][j]);
+}
+
+template <int NV>
+void direct_filter(const Direct& d, const float* xpad, const float* dy, float* dw) {
+  const int tiles = (d.inC + kTilePixels - 1) / kTilePixels;
+  pool->run(d.kH * d.kW * tiles, [&](int task) {
+    const int tap = task / tiles, c0 = (task % tiles) * kTilePixels;
+    const int ky = tap / d.kW, kx = tap % d.kW;
+    if (c0 + kTilePixels <= d.inC) direct_filter_tile<NV, kTilePixels>(d, xpad, dy, dw, ky, kx, c0);
+    else
+      for (int c = c0; c < d.inC; c++) direct_filter_tile<NV, 1>(d, xpad, dy, dw, ky, kx, c);
+  });
+}
+
+bool direct_filter_fits(const Conv& cv) {
+  return cv.strideH == 1 && cv.strideW == 1 && cv.dilH == 1 && cv.dilW == 1 && cv.outC % 16 == 0 && cv.outC >= 16 && cv.outC <= 64 &&
+         cv.padTop >= 0 && cv.padLeft >= 0;
+}
+
+void direct_backprop_filter(const Conv& cv, const float* x, const float* dy, float* dw) {
+  const Direct d{cv.batch, cv.outH, cv.outW, cv.inC, cv.outC, cv.kH, cv.kW, cv.outH + cv.kH - 1, cv.outW + cv.kW - 1, cv.outC};
+  const float* xpad = pad_input(x, cv.batch, cv.inH, cv.inW, cv.inC, cv.padTop, cv.padLeft, d.padH, d.padW);
+  switch (cv.outC / 16) {
+    case 1: direct_filter<1>(d, xpad, dy, dw); break;
+    case 2: direct_filter<2>(d, xpad, dy, dw); break;
+    case 3: direct_filter<3>(d, xpad, dy, dw); break;
+    default: direct_filter<4>(d, xpad, dy, dw); break;
+  }
+}
+
 // y[rows, outC] = col[rows, patch] * w[patch, outC], chunk by chunk.
 void conv_forward(const Conv& cv, const float* x, const float* w, float* y) {
   const int patch = static_cast<int>(cv.patch());
   if (isPointwise(cv)) {
     batched_gemm(1, false, false, static_cast<int>(cv.rows()), cv.outC, patch, x, 0, w, 0, y);
+    return;
+  }
+  if (direct_forward_fits(cv)) {
+    direct_conv(cv.batch, cv.inH, cv.inW, cv.inC, cv.outH, cv.outW, cv.outC, cv.kH, cv.kW, cv.padTop, cv.padLeft, x, w, y);
     return;
   }
   const std::int64_t chunk = chunkRows(cv);
@@ -320,6 +532,10 @@ void conv_backprop_input(const Conv& cv, const float* dy, const float* w, float*
     batched_gemm(1, false, true, static_cast<int>(cv.rows()), cv.inC, cv.outC, dy, 0, w, 0, dx);
     return;
   }
+  if (direct_backprop_input_fits(cv)) {
+    direct_backprop_input(cv, dy, w, dx);
+    return;
+  }
   std::memset(dx, 0, sizeof(float) * std::int64_t(cv.batch) * cv.inH * cv.inW * cv.inC);
   const std::int64_t chunk = chunkRows(cv);
   float* col = scratch(chunk * patch);
@@ -335,6 +551,10 @@ void conv_backprop_filter(const Conv& cv, const float* x, const float* dy, float
   const int patch = static_cast<int>(cv.patch());
   if (isPointwise(cv)) {
     batched_gemm(1, true, false, patch, cv.outC, static_cast<int>(cv.rows()), x, 0, dy, 0, dw);
+    return;
+  }
+  if (direct_filter_fits(cv)) {
+    direct_backprop_filter(cv, x, dy, dw);
     return;
   }
   const std::int64_t chunk = chunkRows(cv);
@@ -683,6 +903,116 @@ void group_norm_backward(const GroupNormArgs& a) {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Elementwise float32 arithmetic and sums: tfjs-backend-wasm runs these in 128-bit SIMD on one
+// thread; here they vectorize to the build's ISA and split over the pool when large.
+
+// Below this many elements an elementwise loop runs on the calling thread: waking the pool costs more.
+constexpr std::int64_t kParallelElements = std::int64_t(1) << 15;
+
+// fn(lo, hi) over [0, n), split into pool tasks of whole multiples of `unit` when n is large.
+template <typename F>
+void parallel_range(std::int64_t n, std::int64_t unit, F fn) {
+  const int threads = pool->size();
+  if (threads == 1 || n < kParallelElements) {
+    fn(std::int64_t(0), n);
+    return;
+  }
+  const std::int64_t units = (n + unit - 1) / unit;
+  const int tasks = static_cast<int>(std::min<std::int64_t>(units, threads * 4));
+  const std::int64_t per = (units + tasks - 1) / tasks * unit;
+  pool->run(tasks, [&](int t) {
+    const std::int64_t lo = t * per, hi = std::min(n, lo + per);
+    if (lo < hi) fn(lo, hi);
+  });
+}
+
+enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
+
+template <int Op>
+inline float apply(float a, float b) {
+  if (Op == kAdd) return a + b;
+  if (Op == kSub) return a - b;
+  if (Op == kMul) return a * b;
+  return a / b;
+}
+
+// out[i] = a[i] op b[i] over [lo, hi), with a or b of stride 0 (a scalar) when its flag says so.
+template <int Op, bool ScalarA, bool ScalarB>
+void binary_span(const float* __restrict a, const float* __restrict b, float* __restrict out, std::int64_t lo, std::int64_t hi) {
+  const float sa = ScalarA ? a[0] : 0.0f, sb = ScalarB ? b[0] : 0.0f;
+  for (std::int64_t i = lo; i < hi; i++) out[i] = apply<Op>(ScalarA ? sa : a[i], ScalarB ? sb : b[i]);
+}
+
+// out[n] = big[n] op small[n % m] (or small op big when smallFirst): tfjs broadcasting where one
+// operand's shape is the other's trailing dimensions (m = its size; m = n is elementwise, m = 1 a scalar).
+template <int Op>
+void binary(const float* big, const float* small, float* out, std::int64_t n, std::int64_t m, bool smallFirst) {
+  if (m == n) {
+    parallel_range(n, 16, [&](std::int64_t lo, std::int64_t hi) {
+      smallFirst ? binary_span<Op, false, false>(small, big, out, lo, hi) : binary_span<Op, false, false>(big, small, out, lo, hi);
+    });
+  } else if (m == 1) {
+    parallel_range(n, 16, [&](std::int64_t lo, std::int64_t hi) {
+      smallFirst ? binary_span<Op, true, false>(small, big, out, lo, hi) : binary_span<Op, false, true>(big, small, out, lo, hi);
+    });
+  } else {
+    // Rows of m: each row is an elementwise op against `small`.
+    parallel_range(n, m, [&](std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t r = lo; r < hi; r += m) {
+        const float* __restrict bg = big + r;
+        float* __restrict o = out + r;
+        if (smallFirst) {
+          for (std::int64_t j = 0; j < m; j++) o[j] = apply<Op>(small[j], bg[j]);
+        } else {
+          for (std::int64_t j = 0; j < m; j++) o[j] = apply<Op>(bg[j], small[j]);
+        }
+      }
+    });
+  }
+}
+
+// out[c] = Σ_r x[r, c] (leading) or out[r] = Σ_c x[r, c] (trailing), accumulated in double.
+void sum_leading(const float* x, float* out, std::int64_t rows, std::int64_t cols) {
+  const int threads = pool->size();
+  const int tasks = (threads == 1 || rows * cols < kParallelElements) ? 1 : static_cast<int>(std::min<std::int64_t>(rows, threads));
+  const std::int64_t per = (rows + tasks - 1) / tasks;
+  std::vector<double> partial(std::size_t(tasks) * cols, 0.0);
+  pool->run(tasks, [&](int t) {
+    double* __restrict acc = partial.data() + std::size_t(t) * cols;
+    const std::int64_t lo = t * per, hi = std::min(rows, lo + per);
+    for (std::int64_t r = lo; r < hi; r++) {
+      const float* __restrict row = x + r * cols;
+      for (std::int64_t c = 0; c < cols; c++) acc[c] += row[c];
+    }
+  });
+  for (std::int64_t c = 0; c < cols; c++) {
+    double s = 0;
+    for (int t = 0; t < tasks; t++) s += partial[std::size_t(t) * cols + c];
+    out[c] = float(s);
+  }
+}
+
+void sum_trailing(const float* x, float* out, std::int64_t rows, std::int64_t cols) {
+  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+      const float* __restrict row = x + r * cols;
+      // 16 float lanes summed in double per block of 1024: vectorizes without reassociating a double sum.
+      double s = 0;
+      for (std::int64_t c0 = 0; c0 < cols; c0 += 1024) {
+        const std::int64_t c1 = std::min(cols, c0 + 1024);
+        float lanes[16] = {0};
+        std::int64_t c = c0;
+        for (; c + 16 <= c1; c += 16)
+          for (int l = 0; l < 16; l++) lanes[l] += row[c + l];
+        for (; c < c1; c++) lanes[0] += row[c];
+        for (int l = 0; l < 16; l++) s += lanes[l];
+      }
+      out[r] = float(s);
+    }
+  });
+}
+
 // groupNorm(mode, heap, x, gamma, beta, dy, out, dgamma, dbeta, batch, hw, c, groups, silu, eps):
 // offsets in floats; mode 0 forward (x, gamma, beta -> out; dy, dgamma, dbeta unused), 1 backward
 // (x, gamma, beta, dy -> out = dx, dgamma, dbeta).
@@ -717,6 +1047,57 @@ napi_value GroupNorm(napi_env env, napi_callback_info info) {
   FlushDenormals flush;
   if (mode == 0) group_norm_forward(a);
   else group_norm_backward(a);
+  return nullptr;
+}
+
+// binary(op, heap, big, small, out, n, m, smallFirst): out[i] = big[i] op small[i % m], or
+// small[i % m] op big[i] when smallFirst; op 0 add, 1 sub, 2 mul, 3 div; m divides n.
+napi_value Binary(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv, "binary")) return nullptr;
+  std::int64_t op, o[3], d[3];
+  float* heap;
+  std::size_t length;
+  if (!get_ints(env, argv, 0, 1, &op) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 3, o) ||
+      !get_ints(env, argv, 5, 3, d))
+    return nullptr;
+  const std::int64_t n = d[0], m = d[1];
+  if (op < 0 || op > 3 || n < 1 || m < 1 || n % m != 0) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid binary arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], n) || !in_heap(env, length, o[1], m) || !in_heap(env, length, o[2], n)) return nullptr;
+  const float *big = heap + o[0], *small = heap + o[1];
+  float* out = heap + o[2];
+  const bool smallFirst = d[2] != 0;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  if (op == kAdd) binary<kAdd>(big, small, out, n, m, smallFirst);
+  else if (op == kSub) binary<kSub>(big, small, out, n, m, smallFirst);
+  else if (op == kMul) binary<kMul>(big, small, out, n, m, smallFirst);
+  else binary<kDiv>(big, small, out, n, m, smallFirst);
+  return nullptr;
+}
+
+// sum(heap, x, out, rows, cols, leading): out[c] = Σ_r x[r, c] when leading, else out[r] = Σ_c x[r, c].
+napi_value Sum(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv, "sum")) return nullptr;
+  std::int64_t o[2], d[3];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 2, o) || !get_ints(env, argv, 3, 3, d)) return nullptr;
+  const std::int64_t rows = d[0], cols = d[1];
+  const bool leading = d[2] != 0;
+  if (rows < 1 || cols < 1) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid sum arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], rows * cols) || !in_heap(env, length, o[1], leading ? cols : rows)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  if (leading) sum_leading(heap + o[0], heap + o[1], rows, cols);
+  else sum_trailing(heap + o[0], heap + o[1], rows, cols);
   return nullptr;
 }
 
@@ -784,6 +1165,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setScratchLimit", nullptr, SetScratchLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -46,6 +46,13 @@ export interface NativeAddon {
     silu: 0 | 1,
     eps: number,
   ): void;
+  /**
+   * out[i] = big[i] op small[i % m] (or small[i % m] op big[i] when smallFirst = 1) for i < n; op 0
+   * add, 1 sub, 2 mul, 3 div; m divides n (m = n elementwise, m = 1 a scalar).
+   */
+  binary(op: 0 | 1 | 2 | 3, heap: Float32Array, big: number, small: number, out: number, n: number, m: number, smallFirst: 0 | 1): void;
+  /** out[c] = Σ_r x[r, c] when leading = 1, else out[r] = Σ_c x[r, c]; double accumulation. */
+  sum(heap: Float32Array, x: number, out: number, rows: number, cols: number, leading: 0 | 1): void;
   setThreads(n: number): number;
   /** Caps the im2col buffer (floats, default 2^24); bigger convolutions run in row chunks. Returns the previous cap. */
   setScratchLimit(floats: number): number;

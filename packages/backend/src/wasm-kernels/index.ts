@@ -6,7 +6,7 @@ import { cpuFallback } from './cpu-fallback';
 import { identityShared } from './identity';
 import { sliceFromView, splitVFromView } from './slice';
 import { loadNative } from '../native/load';
-import { nativeBatchMatMul, nativeConv2D, nativeConv2DBackpropFilter, nativeConv2DBackpropInput, setNativeAddon } from './native';
+import { nativeBatchMatMul, nativeBinary, nativeConv2D, nativeConv2DBackpropFilter, nativeConv2DBackpropInput, nativeSum, setNativeAddon } from './native';
 import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
 import { unsortedSegmentSum } from './unsorted-segment-sum';
 import { registerGroupNormKernels } from '../fused/group-norm';
@@ -18,6 +18,11 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Conv2DBackpropInput]:
     'stock kernel ~3.5 GFLOP/s; native GEMM + col2im, else a conv of the zero-inserted dy with the flipped filter (XNNPACK)',
   [tf.BatchMatMul]: 'transposed/batched matmuls ran at ~2 GFLOP/s; native batched GEMM, else explicit transposes + batch-1 XNNPACK matmuls',
+  [tf.Add]: 'XNNPACK 128-bit SIMD on one thread; native (AVX2/AVX-512, threads) for float32 with one operand trailing the other, else stock',
+  [tf.Sub]: 'as Add',
+  [tf.Multiply]: 'as Add',
+  [tf.RealDiv]: 'as Add',
+  [tf.Sum]: 'one thread, float accumulation; native over leading or trailing axes (double accumulation, threads), else stock',
   [tf.Identity]:
     'stock copies the tensor, and the gradient tape clones every saved tensor with it; shares the memory (tensors are immutable)',
   [tf.Slice]: 'stock copies the whole input out of the heap on every call; copies only the slice',
@@ -63,7 +68,16 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockConv = tf.getKernel(tf.Conv2D, 'wasm');
   const stockSlice = tf.getKernel(tf.Slice, 'wasm');
   const stockSplitV = tf.getKernel(tf.SplitV, 'wasm');
-  if (stockMatMul == null || stockConv == null || stockSlice == null || stockSplitV == null) {
+  const stockBinary = ([tf.Add, tf.Sub, tf.Multiply, tf.RealDiv] as const).map((name) => [name, tf.getKernel(name, 'wasm')] as const);
+  const stockSum = tf.getKernel(tf.Sum, 'wasm');
+  if (
+    stockMatMul == null ||
+    stockConv == null ||
+    stockSlice == null ||
+    stockSplitV == null ||
+    stockSum == null ||
+    stockBinary.some(([, k]) => k == null)
+  ) {
     throw new Error(
       "registerWasmTrainingKernels: the stock wasm kernels are not registered. Import '@tensorflow/tfjs-backend-wasm' first.",
     );
@@ -75,6 +89,8 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     // Keep the stock setupFuncs: they cwrap the wasm functions the stock kernelFuncs call.
     { ...stockMatMul, kernelFunc: nativeBatchMatMul(fastBatchMatMul(stockMatMul.kernelFunc)) },
     { ...stockConv, kernelFunc: nativeConv2D(stockConv.kernelFunc) },
+    ...stockBinary.map(([name, k]) => ({ ...k!, kernelFunc: nativeBinary(name, k!.kernelFunc) })),
+    { ...stockSum, kernelFunc: nativeSum(stockSum.kernelFunc) },
     wasmKernel(tf.Identity, identityShared as unknown as tf.KernelFunc),
     wasmKernel(tf.Slice, sliceFromView(stockSlice.kernelFunc)),
     wasmKernel(tf.SplitV, splitVFromView(stockSplitV.kernelFunc)),
@@ -90,8 +106,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
   if (running != null) {
-    stockMatMul.setupFunc?.(running);
-    stockConv.setupFunc?.(running);
+    for (const k of [stockMatMul, stockConv, stockSum, ...stockBinary.map(([, s]) => s!)]) k.setupFunc?.(running);
   }
   g[KEY] = [...configs.map((c) => c.kernelName), fused[0]!];
   return [...g[KEY]];

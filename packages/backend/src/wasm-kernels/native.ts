@@ -244,3 +244,74 @@ export function nativeGroupNorm(
   );
   return outs;
 }
+
+const BINARY_OPS = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3 } as const;
+
+/** Whether `small`, without its leading 1s, is the trailing dimensions of `big`. */
+function isTrailing(small: readonly number[], big: readonly number[]): boolean {
+  let i = 0;
+  while (i < small.length && small[i] === 1) i++;
+  const rest = small.slice(i);
+  return rest.length <= big.length && rest.every((d, j) => d === big[big.length - rest.length + j]);
+}
+
+/**
+ * Add, Sub, Multiply or RealDiv of two float32 tensors on the addon, where one operand broadcasts
+ * as the other's trailing dimensions (same shape, a scalar, a bias over channels); every other case
+ * (int32, broadcasting both ways, size 0) runs `fallback`.
+ */
+export function nativeBinary(kernelName: keyof typeof BINARY_OPS, fallback: tf.KernelFunc): tf.KernelFunc {
+  const op = BINARY_OPS[kernelName];
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const a = args.inputs['a'] as tf.TensorInfo;
+    const b = args.inputs['b'] as tf.TensorInfo;
+    if (addon == null || backend == null || typeof addon.binary !== 'function' || a.dtype !== 'float32' || b.dtype !== 'float32')
+      return fallback(args);
+    const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+    const n = tf.util.sizeFromShape(outShape);
+    const sa = tf.util.sizeFromShape(a.shape);
+    const sb = tf.util.sizeFromShape(b.shape);
+    if (n === 0) return fallback(args);
+    const aBig = sa === n && isTrailing(b.shape, a.shape);
+    if (!aBig && !(sb === n && isTrailing(a.shape, b.shape))) return fallback(args);
+    const [big, small] = aBig ? [a, b] : [b, a];
+    const out = backend.makeOutput(outShape, 'float32');
+    addon.binary(op, heapF32(backend), offset(backend, big), offset(backend, small), offset(backend, out), n, aBig ? sb : sa, aBig ? 0 : 1);
+    return out;
+  };
+}
+
+/** Sum of a float32 tensor over its leading or its trailing axes (or all) on the addon; other axes run `fallback`. */
+export function nativeSum(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const x = args.inputs['x'] as tf.TensorInfo;
+    if (addon == null || backend == null || typeof addon.sum !== 'function' || x.dtype !== 'float32') return fallback(args);
+    const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
+    const axes = [...new Set(tf.util.parseAxisParam(axis, x.shape))].sort((p, q) => p - q);
+    const r = x.shape.length;
+    const k = axes.length;
+    const leading = axes.every((ax, i) => ax === i);
+    const trailing = axes.every((ax, i) => ax === r - k + i);
+    const n = tf.util.sizeFromShape(x.shape);
+    if (k === 0 || n === 0 || !(leading || trailing)) return fallback(args);
+    const reduced = tf.util.sizeFromShape(axes.map((ax) => x.shape[ax]!));
+    const kept = n / reduced;
+    const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+    const out = backend.makeOutput(outShape, 'float32');
+    // Leading: rows = the reduced size, one sum per column; trailing (or all axes): one sum per row.
+    const useLeading = leading && k < r;
+    addon.sum(
+      heapF32(backend),
+      offset(backend, x),
+      offset(backend, out),
+      useLeading ? reduced : kept,
+      useLeading ? kept : reduced,
+      useLeading ? 1 : 0,
+    );
+    return out;
+  };
+}

@@ -42,6 +42,15 @@ async function sameOnBoth(f: () => tf.Tensor[], tol = 2e-4): Promise<Float32Arra
 const CONV_CASES: ConvCase[] = [];
 for (const s of [1, 2])
   for (const k of [1, 3, 4]) for (const pad of ['same', 'valid'] as const) CONV_CASES.push({ b: 2, h: 7, w: 6, ci: 3, co: 4, k, s, pad });
+// Stride 1 with 16-64 channels: the native direct convolutions (tiles of 8 or 4 pixels and 8 input
+// channels, with remainders; 4×4 'same' pads one pixel more at the bottom and right than at the top).
+CONV_CASES.push(
+  { b: 2, h: 7, w: 6, ci: 5, co: 16, k: 3, s: 1, pad: 'same' },
+  { b: 1, h: 9, w: 10, ci: 16, co: 32, k: 3, s: 1, pad: 'valid' },
+  { b: 2, h: 6, w: 5, ci: 8, co: 16, k: 4, s: 1, pad: 'same' },
+  { b: 2, h: 6, w: 11, ci: 17, co: 48, k: 2, s: 1, pad: 'same' },
+  { b: 1, h: 5, w: 9, ci: 64, co: 64, k: 3, s: 1, pad: 'same' },
+);
 
 describe('wasm backend with threads', () => {
   it('starts with 2 threads, SIMD and the training kernels, and reports it', () => {
@@ -86,7 +95,7 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const nativeCalls = { gemm: 0, conv2d: 0 };
+const nativeCalls = { gemm: 0, conv2d: 0, binary: 0, sum: 0 };
 function countingAddon(): NativeAddon | null {
   const addon = loadNative().addon;
   if (addon == null) return null;
@@ -100,6 +109,14 @@ function countingAddon(): NativeAddon | null {
       nativeCalls.conv2d++;
       addon.conv2d(...args);
     },
+    binary: (...args: Parameters<NativeAddon['binary']>) => {
+      nativeCalls.binary++;
+      addon.binary(...args);
+    },
+    sum: (...args: Parameters<NativeAddon['sum']>) => {
+      nativeCalls.sum++;
+      addon.sum(...args);
+    },
   };
 }
 const KERNEL_PATHS = [
@@ -107,7 +124,7 @@ const KERNEL_PATHS = [
   { path: 'wasm-only', addon: () => null },
 ];
 /** Switches the kernel path for a describe block; on the native path, checks the addon really ran. */
-function useKernelPath(path: string, addon: () => NativeAddon | null, kind: 'gemm' | 'conv2d'): void {
+function useKernelPath(path: string, addon: () => NativeAddon | null, kind: keyof typeof nativeCalls): void {
   let saved: NativeAddon | null = null;
   let ran = 0;
   let callsBefore = 0;
@@ -130,7 +147,7 @@ function useKernelPath(path: string, addon: () => NativeAddon | null, kind: 'gem
 describe.each(KERNEL_PATHS)('conv2d gradients (wasm vs cpu vs naive float64), $path kernels', ({ path, addon }) => {
   useKernelPath(path, addon, 'conv2d');
 
-  it.each(CONV_CASES)('k$k s$s $pad on 2x7x6x3 -> 4', async (c) => {
+  it.each(CONV_CASES)('k$k s$s $pad on $b x $h x $w x $ci -> $co', async (c) => {
     const x = randn(c.b * c.h * c.w * c.ci, 1);
     const w = randn(c.k * c.k * c.ci * c.co, 2);
     const { oh, ow } = geometry(c);
@@ -173,7 +190,8 @@ describe.each(KERNEL_PATHS)('conv2d gradients (wasm vs cpu vs naive float64), $p
 
   it.each([
     { b: 2, h: 16, w: 16, ci: 16, co: 16, k: 3, s: 2, pad: 'same' as const, limit: 0 },
-    { b: 2, h: 9, w: 8, ci: 5, co: 6, k: 3, s: 1, pad: 'same' as const, limit: 1000 },
+    // Stride 2: stride-1 convs with few channels run as direct convolutions, without im2col.
+    { b: 2, h: 9, w: 8, ci: 5, co: 6, k: 3, s: 2, pad: 'same' as const, limit: 1000 },
     { b: 3, h: 10, w: 10, ci: 4, co: 8, k: 4, s: 2, pad: 'valid' as const, limit: 300 },
   ])('$h x $w x $ci -> $co k$k s$s $pad, im2col buffer limit $limit (0 = default): value and both gradients', async (c) => {
     const native = activeNativeAddon();
@@ -294,6 +312,148 @@ describe.each(KERNEL_PATHS)('attention and dense matmuls, $path kernels', ({ pat
       const [gq, gk, gv] = tf.grads(attend)([tf.tensor(q, shape), tf.tensor(k, shape), tf.tensor(v, shape)]);
       return [gq!, gk!, gv!];
     });
+  });
+});
+
+// Elementwise arithmetic and sums: against float64 loops written from the definition, with
+// tfjs's broadcasting. Sizes above 2^15 elements split over the addon's threads.
+const BINARY: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor, (x: number, y: number) => number][] = [
+  ['add', tf.add, (x, y) => x + y],
+  ['sub', tf.sub, (x, y) => x - y],
+  ['mul', tf.mul, (x, y) => x * y],
+  ['div', tf.div, (x, y) => x / y],
+];
+/** a op b with numpy broadcasting, in float64: the reference. */
+function broadcastRef(a: Float32Array, as: number[], b: Float32Array, bs: number[], f: (x: number, y: number) => number) {
+  const os = tf.broadcast_util.assertAndGetBroadcastShape(as, bs);
+  const out = new Float64Array(size(os));
+  const idx = (shape: number[], coord: number[]) => {
+    let i = 0;
+    const off = coord.length - shape.length;
+    shape.forEach((d, j) => {
+      i = i * d + (d === 1 ? 0 : coord[off + j]!);
+    });
+    return i;
+  };
+  for (let i = 0; i < out.length; i++) {
+    const coord: number[] = [];
+    let r = i;
+    for (let j = os.length - 1; j >= 0; j--) {
+      coord.unshift(r % os[j]!);
+      r = Math.floor(r / os[j]!);
+    }
+    out[i] = f(a[idx(as, coord)]!, b[idx(bs, coord)]!);
+  }
+  return { out, shape: os };
+}
+const BROADCASTS: [number[], number[], boolean][] = [
+  // [a shape, b shape, runs natively]
+  [[3, 5, 7], [3, 5, 7], true],
+  [[4, 6, 8, 16], [16], true], // a conv bias
+  [[16], [4, 6, 8, 16], true], // the small operand first (sub, div: order matters)
+  [[], [5, 7], true],
+  [[5, 7], [1, 1], true],
+  [[1, 7], [5, 7], true],
+  [[70, 600], [600], true], // 42 000 elements: split over the threads
+  [[2, 150, 128], [2, 150, 128], true],
+  [[5, 1], [1, 7], false], // both broadcast: the stock kernel
+  [[5, 7], [5, 1], false], // a broadcast that is not trailing
+];
+
+describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({ path, addon }) => {
+  useKernelPath(path, addon, 'binary');
+  it.each(BINARY)('%s: same shapes, scalars, trailing broadcasts either side, and the stock fallbacks', async (_name, op, f) => {
+    for (const [i, [as, bs, native]] of BROADCASTS.entries()) {
+      const a = randn(size(as), 40 + i);
+      const b = Float32Array.from(randn(size(bs), 60 + i), (v) => (f(6, 3) === 2 ? 0.5 + Math.abs(v) : v)); // divisors away from 0
+      const before = nativeCalls.binary;
+      const [got] = await on('wasm', () => [op(tf.tensor(a, as), tf.tensor(b, bs))]);
+      const ref = broadcastRef(a, as, b, bs, f);
+      expect(got!.length, `${as} op ${bs}`).toBe(ref.out.length);
+      expectClose(got!, ref.out, 1e-6);
+      if (path === 'native' && loadNative().addon != null) expect(nativeCalls.binary - before, `${as} op ${bs} native`).toBe(native ? 1 : 0);
+    }
+  });
+
+  it('int32 arithmetic stays exact (the stock kernel)', async () => {
+    await tf.setBackend('wasm');
+    try {
+      const a = tf.tensor1d([16777217, -5, 7], 'int32');
+      const b = tf.scalar(2, 'int32');
+      const t = tf.add(a, b); // 2^24 + 3: not a float32
+      expect(t.dtype).toBe('int32');
+      expect(Array.from(await t.data())).toEqual([16777219, -3, 9]);
+      tf.dispose([a, b, t]);
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+
+  it('sum over leading, trailing, all and middle axes, with keepDims, against float64 sums', async () => {
+    const shape = [6, 5, 40, 33]; // 39 600 elements: the threaded path
+    const x = randn(size(shape), 77);
+    const cases: [number[] | null, boolean, boolean][] = [
+      [[0, 1, 2], false, true], // a conv bias gradient
+      [[0], true, true],
+      [[3], false, true],
+      [[2, 3], true, true],
+      [null, false, true],
+      [[1, 2], false, false], // middle axes: the stock kernel
+    ];
+    for (const [axes, keepDims, native] of cases) {
+      const before = nativeCalls.sum;
+      const [got, gotShape] = await on('wasm', () => {
+        const t = tf.sum(tf.tensor(x, shape), axes ?? undefined, keepDims);
+        return [t, tf.tensor1d(t.shape.length ? t.shape : [], 'int32')];
+      });
+      const red = axes ?? [0, 1, 2, 3];
+      const outShape = shape.map((d, i) => (red.includes(i) ? 1 : d));
+      const ref = new Float64Array(size(outShape));
+      for (let i = 0; i < x.length; i++) {
+        let o = 0;
+        let r = i;
+        const coord = [0, 0, 0, 0];
+        for (let j = 3; j >= 0; j--) {
+          coord[j] = r % shape[j]!;
+          r = Math.floor(r / shape[j]!);
+        }
+        coord.forEach((c, j) => {
+          o = o * outShape[j]! + (red.includes(j) ? 0 : c);
+        });
+        ref[o]! += x[i]!;
+      }
+      expectClose(got!, ref, 1e-5);
+      expect(Array.from(gotShape!)).toEqual(keepDims ? outShape : shape.filter((_, i) => !red.includes(i)));
+      if (path === 'native' && loadNative().addon != null) expect(nativeCalls.sum - before, `sum over ${axes}`).toBe(native ? 1 : 0);
+    }
+  });
+
+  it('gradients through broadcast arithmetic and sums match central differences', async () => {
+    const as = [3, 4, 8];
+    const bs = [8];
+    const a = randn(size(as), 91);
+    const b = Float32Array.from(randn(size(bs), 92), (v) => 1 + 0.3 * v);
+    const w = randn(size(as), 93);
+    const loss = (x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(tf.div(tf.sub(tf.mul(x, y), y), tf.add(y, 2)), tf.tensor(w, as)));
+    const [ga, gb] = await on('wasm', () => tf.grads(loss)([tf.tensor(a, as), tf.tensor(b, bs)]));
+    const ref = (aa: ArrayLike<number>, bb: ArrayLike<number>) => {
+      let s = 0;
+      for (let i = 0; i < aa.length; i++) {
+        const y = bb[i % 8]!;
+        s += ((aa[i]! * y - y) / (y + 2)) * w[i]!;
+      }
+      return s;
+    };
+    const fd = (which: 0 | 1, j: number) => {
+      const h = 1e-4;
+      const p = [Float64Array.from(a), Float64Array.from(b)];
+      p[which]![j]! += h;
+      const up = ref(p[0]!, p[1]!);
+      p[which]![j]! -= 2 * h;
+      return (up - ref(p[0]!, p[1]!)) / (2 * h);
+    };
+    expectClose(ga!, Array.from({ length: a.length }, (_, j) => fd(0, j)), 1e-4);
+    expectClose(gb!, Array.from({ length: b.length }, (_, j) => fd(1, j)), 1e-4);
   });
 });
 
@@ -590,16 +750,21 @@ describe('identity and denormals', () => {
     }
   });
 
-  it('native kernels flush denormal products to zero; JavaScript and WASM arithmetic keep denormals afterwards', async () => {
+  it('native kernels flush denormal products to zero; pure WASM and JavaScript arithmetic keep denormals', async () => {
     const tiny = 1e-20; // tiny * tiny = 1e-40: a float32 denormal
-    const [native, wasmMul] = await on('wasm', () => [
-      tf.matMul(tf.fill([4, 4], tiny), tf.fill([4, 4], tiny)),
-      tf.mul(tf.scalar(tiny), tf.scalar(tiny)),
-    ]);
-    if (loadNative().addon != null) expect(Array.from(native!)).toEqual(new Array(16).fill(0));
-    else expect(native![0]).toBeCloseTo(4e-40, 45);
-    expect(wasmMul![0]).toBeGreaterThan(0);
-    expect(wasmMul![0]).toBeLessThan(1.2e-38);
+    const products = () => [tf.matMul(tf.fill([4, 4], tiny), tf.fill([4, 4], tiny)), tf.mul(tf.fill([3], tiny), tf.scalar(tiny))];
+    const [matmul, mul] = await on('wasm', products);
+    const saved = activeNativeAddon();
+    setNativeAddon(null);
+    const [wasmMatmul, wasmMul] = await on('wasm', products).finally(() => setNativeAddon(saved));
+    if (loadNative().addon != null) {
+      expect(Array.from(matmul!)).toEqual(new Array(16).fill(0));
+      expect(Array.from(mul!)).toEqual([0, 0, 0]);
+    }
+    for (const v of [...wasmMatmul!, ...wasmMul!]) {
+      expect(v).toBeGreaterThan(0);
+      expect(v).toBeLessThan(1.2e-38);
+    }
     // The calling thread's floating-point mode is restored: doubles still go denormal.
     expect(Number.MIN_VALUE * 2).toBe(2 * 5e-324);
   });
