@@ -1050,6 +1050,66 @@ napi_value GroupNorm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// adamw(heap, table, count, b1, b2, eps, decay, stepSize, bc2Sqrt): one AdamW step of `count`
+// parameters. table (Int32Array, 8 per parameter): offsets of param, grad, m, v, and of the new m,
+// v, param, then the size. m' = b1·m + (1 − b1)·g; v' = b2·v + (1 − b2)·g²;
+// p' = decay·p − stepSize · m' / (sqrt(v') / bc2Sqrt + eps), in float as tfjs's ops compute it.
+napi_value AdamW(napi_env env, napi_callback_info info) {
+  napi_value argv[9];
+  if (!get_args(env, info, 9, argv, "adamw")) return nullptr;
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length)) return nullptr;
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  napi_value buffer;
+  std::size_t offset, entries;
+  if (napi_get_typedarray_info(env, argv[1], &type, &entries, &ptr, &buffer, &offset) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: the adamw table must be an Int32Array");
+    return nullptr;
+  }
+  const std::int32_t* table = static_cast<const std::int32_t*>(ptr);
+  std::int64_t count;
+  double h[6];
+  if (!get_ints(env, argv, 2, 1, &count)) return nullptr;
+  for (int i = 0; i < 6; i++)
+    if (napi_get_value_double(env, argv[3 + i], &h[i]) != napi_ok) {
+      napi_throw_type_error(env, nullptr, "@ettjs/backend native: adamw hyperparameters must be numbers");
+      return nullptr;
+    }
+  if (count < 0 || std::size_t(count) * 8 > entries) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid adamw table");
+    return nullptr;
+  }
+  for (std::int64_t i = 0; i < count; i++) {
+    const std::int32_t* e = table + i * 8;
+    for (int j = 0; j < 7; j++)
+      if (!in_heap(env, length, e[j], e[7])) return nullptr;
+  }
+  const float b1 = float(h[0]), b2 = float(h[1]), eps = float(h[2]), decay = float(h[3]), stepSize = float(h[4]), bc2 = float(h[5]);
+  const float c1 = float(1.0 - h[0]), c2 = float(1.0 - h[1]);  // as tf.mul(g, 1 - b1): 1 − b1 in double, then float
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  pool->run(static_cast<int>(count), [&](int i) {
+    const std::int32_t* e = table + std::int64_t(i) * 8;
+    const float* __restrict p = heap + e[0];
+    const float* __restrict g = heap + e[1];
+    const float* __restrict m = heap + e[2];
+    const float* __restrict v = heap + e[3];
+    float* __restrict mo = heap + e[4];
+    float* __restrict vo = heap + e[5];
+    float* __restrict po = heap + e[6];
+    for (std::int32_t k = 0; k < e[7]; k++) {
+      const float mn = m[k] * b1 + g[k] * c1;
+      const float vn = v[k] * b2 + (g[k] * g[k]) * c2;
+      mo[k] = mn;
+      vo[k] = vn;
+      po[k] = p[k] * decay - (mn / (std::sqrt(vn) / bc2 + eps)) * stepSize;
+    }
+  });
+  return nullptr;
+}
+
 // binary(op, heap, big, small, out, n, m, smallFirst): out[i] = big[i] op small[i % m], or
 // small[i % m] op big[i] when smallFirst; op 0 add, 1 sub, 2 mul, 3 div; m divides n.
 napi_value Binary(napi_env env, napi_callback_info info) {
@@ -1167,6 +1227,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setScratchLimit", nullptr, SetScratchLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -1,9 +1,12 @@
 // gradients first: it registers tfjs-core's gradients and chained ops as a side effect.
 export { gradientsRegistered } from './gradients';
-// The fused GroupNorm kernels (@ettjs/core's groupNorm uses them when present) for cpu and wasm.
+// The fused GroupNorm and AdamW kernels (@ettjs/core's groupNorm and AdamW use them when present) for cpu and wasm.
+import { registerAdamWKernel } from './fused/adamw';
 import { registerGroupNormKernels } from './fused/group-norm';
 registerGroupNormKernels('cpu');
 registerGroupNormKernels('wasm');
+registerAdamWKernel('cpu');
+registerAdamWKernel('wasm');
 export { doctor, formatDoctorReport } from './doctor';
 export type { DoctorReport } from './doctor';
 export { detectGpu } from './gpu';

@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import { tensorCountsOver } from './leaks';
 import { StateDictError } from './module';
-import { AdamW, clipByGlobalNorm, globalNorm, type NamedVariables } from './optim';
+import { ADAMW_KERNEL, AdamW, clipByGlobalNorm, globalNorm, type NamedVariables } from './optim';
 import { readSafetensors, safetensorsToTensors, writeSafetensors } from './safetensors';
 
 /** Output of bench/reference/adamw.py (torch.optim.AdamW and clip_grad_norm_, float32). */
@@ -138,6 +138,45 @@ describe('AdamW joint updates', () => {
     opt.dispose();
     for (const o of Object.values(singles)) o.dispose();
     tf.dispose([...Object.values(joint), ...Object.values(alone)]);
+  });
+});
+
+describe('AdamW fused kernel', () => {
+  it("@ettjs/backend's fused kernel (cpu) and the tfjs-op update give bit-identical parameters and moments", async () => {
+    const kernel = tf.getKernel(ADAMW_KERNEL, tf.getBackend());
+    expect(kernel, 'the test setup imports @ettjs/backend, which registers the kernel for cpu').toBeDefined();
+    const shapes: Record<string, number[]> = { w: [5, 7], b: [7], s: [] };
+    const run = async (fused: boolean) => {
+      if (!fused) tf.unregisterKernel(ADAMW_KERNEL, tf.getBackend());
+      try {
+        const vars: NamedVariables = Object.entries(shapes).map(([n, sh], i) => {
+          const init = tf.randomNormal(sh, 0, 1, 'float32', 5 + i);
+          const v = tf.variable(init);
+          init.dispose();
+          return [n, v];
+        });
+        const opt = new AdamW(vars, { lr: 0.02, weightDecay: 0.1 });
+        for (let step = 0; step < 3; step++) {
+          // Seeds from 1: tfjs draws seed 0 unseeded.
+          const grads = Object.fromEntries(vars.map(([n, v], i) => [n, tf.randomNormal(v.shape, 0, 1, 'float32', 50 * step + i + 1)]));
+          opt.step(grads);
+          tf.dispose(Object.values(grads));
+        }
+        const state = opt.stateDict();
+        const out = { ...Object.fromEntries(await Promise.all(vars.map(async ([n, v]) => [n, Array.from(await v.data())]))) };
+        for (const [k, t] of Object.entries(state)) out[k] = Array.from(await t.data());
+        tf.dispose([...Object.values(state), ...vars.map(([, v]) => v)]);
+        opt.dispose();
+        return out;
+      } finally {
+        if (!fused) tf.registerKernel(kernel!);
+      }
+    };
+    const fused = await run(true);
+    const ops = await run(false);
+    expect(Object.keys(fused)).toHaveLength(3 + 3 * 3);
+    expect(fused).toEqual(ops);
+    expect(fused['w']).not.toEqual(ops['exp_avg.w']);
   });
 });
 

@@ -82,6 +82,13 @@ const STATE_KEYS = ['exp_avg', 'exp_avg_sq', 'step'] as const;
  * gradient). Moments live in tf variables updated in place, so a step allocates nothing that
  * outlives it.
  */
+/**
+ * Name of the fused AdamW kernel that @ettjs/backend registers for wasm and cpu (one kernel per
+ * group step instead of ~7 per parameter); `AdamW` uses it when the active backend has it and the
+ * same update written with tfjs ops elsewhere (webgpu, tensorflow).
+ */
+export const ADAMW_KERNEL = 'EttAdamW';
+
 export class AdamW {
   readonly #groups: ParamGroupState[] = [];
   readonly #params = new Map<string, ParamState>();
@@ -224,6 +231,21 @@ export class AdamW {
     // Bias corrections in float64 on the host, as PyTorch computes them in Python floats.
     const stepSize = lr / (1 - b1 ** step);
     const bc2Sqrt = Math.sqrt(1 - b2 ** step);
+    if (tf.getKernel(ADAMW_KERNEL, tf.getBackend()) != null) {
+      const inputs: tf.NamedTensorMap = {};
+      bucket.forEach(([p, g], i) => {
+        Object.assign(inputs, { [`p${i}`]: p.variable, [`g${i}`]: g, [`m${i}`]: p.expAvg!, [`v${i}`]: p.expAvgSq! });
+      });
+      const attrs = { count: bucket.length, b1, b2, eps, decay: 1 - lr * weightDecay, stepSize, bc2Sqrt };
+      const outs = tf.engine().runKernel(ADAMW_KERNEL, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      bucket.forEach(([p], i) => {
+        p.expAvg!.assign(outs[3 * i]!);
+        p.expAvgSq!.assign(outs[3 * i + 1]!);
+        p.variable.assign(outs[3 * i + 2]!);
+      });
+      tf.dispose(outs);
+      return;
+    }
     tf.tidy(() => {
       const joined = (pick: (p: ParamState, g: tf.Tensor) => tf.Tensor): tf.Tensor =>
         bucket.length === 1 ? pick(...bucket[0]!) : tf.concat(bucket.map(([p, g]) => tf.reshape(pick(p, g), [-1])));

@@ -53,6 +53,21 @@ export interface NativeAddon {
   binary(op: 0 | 1 | 2 | 3, heap: Float32Array, big: number, small: number, out: number, n: number, m: number, smallFirst: 0 | 1): void;
   /** out[c] = Σ_r x[r, c] when leading = 1, else out[r] = Σ_c x[r, c]; double accumulation. */
   sum(heap: Float32Array, x: number, out: number, rows: number, cols: number, leading: 0 | 1): void;
+  /**
+   * One AdamW step of `count` parameters; `table` holds 8 int32 per parameter: the float offsets of
+   * param, grad, m, v, new m, new v, new param, then its size.
+   */
+  adamw(
+    heap: Float32Array,
+    table: Int32Array,
+    count: number,
+    b1: number,
+    b2: number,
+    eps: number,
+    decay: number,
+    stepSize: number,
+    bc2Sqrt: number,
+  ): void;
   setThreads(n: number): number;
   /** Caps the im2col buffer (floats, default 2^24); bigger convolutions run in row chunks. Returns the previous cap. */
   setScratchLimit(floats: number): number;

@@ -6,9 +6,18 @@ import { cpuFallback } from './cpu-fallback';
 import { identityShared } from './identity';
 import { sliceFromView, splitVFromView } from './slice';
 import { loadNative } from '../native/load';
-import { nativeBatchMatMul, nativeBinary, nativeConv2D, nativeConv2DBackpropFilter, nativeConv2DBackpropInput, nativeSum, setNativeAddon } from './native';
+import {
+  nativeBatchMatMul,
+  nativeBinary,
+  nativeConv2D,
+  nativeConv2DBackpropFilter,
+  nativeConv2DBackpropInput,
+  nativeSum,
+  setNativeAddon,
+} from './native';
 import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
 import { unsortedSegmentSum } from './unsorted-segment-sum';
+import { registerAdamWKernel } from '../fused/adamw';
 import { registerGroupNormKernels } from '../fused/group-norm';
 
 /** Why each wasm kernel is replaced or added (also printed by doctor()). */
@@ -18,7 +27,8 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Conv2DBackpropInput]:
     'stock kernel ~3.5 GFLOP/s; native GEMM + col2im, else a conv of the zero-inserted dy with the flipped filter (XNNPACK)',
   [tf.BatchMatMul]: 'transposed/batched matmuls ran at ~2 GFLOP/s; native batched GEMM, else explicit transposes + batch-1 XNNPACK matmuls',
-  [tf.Add]: 'XNNPACK 128-bit SIMD on one thread; native (AVX2/AVX-512, threads) for float32 with one operand trailing the other, else stock',
+  [tf.Add]:
+    'XNNPACK 128-bit SIMD on one thread; native (AVX2/AVX-512, threads) for float32 with one operand trailing the other, else stock',
   [tf.Sub]: 'as Add',
   [tf.Multiply]: 'as Add',
   [tf.RealDiv]: 'as Add',
@@ -33,6 +43,8 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Einsum]: 'missing; runs the cpu kernel on copies',
   [tf.DepthwiseConv2dNativeBackpropFilter]: 'missing; runs the cpu kernel on copies',
   [tf.DepthwiseConv2dNativeBackpropInput]: 'missing; runs the cpu kernel on copies',
+  EttAdamW:
+    "@ettjs/core's AdamW step of a parameter group as one kernel (one pass per parameter, native threads), instead of ~7 kernels per parameter and a dozen passes over the flattened group",
   EttGroupNorm:
     "@ettjs/core's groupNorm (GroupNorm + affine + SiLU) as one pass-fused kernel forward and one backward (also on cpu), instead of ~12 + ~24 kernels",
 };
@@ -102,13 +114,13 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     wasmKernel(tf.DepthwiseConv2dNativeBackpropInput, cpuFallback(tf.DepthwiseConv2dNativeBackpropInput)),
   ];
   configs.forEach(replace);
-  const fused = registerGroupNormKernels('wasm');
+  const fused = [...registerGroupNormKernels('wasm'), registerAdamWKernel('wasm')];
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
   if (running != null) {
     for (const k of [stockMatMul, stockConv, stockSum, ...stockBinary.map(([, s]) => s!)]) k.setupFunc?.(running);
   }
-  g[KEY] = [...configs.map((c) => c.kernelName), fused[0]!];
+  g[KEY] = [...configs.map((c) => c.kernelName), fused[0]!, fused.at(-1)!];
   return [...g[KEY]];
 }
 

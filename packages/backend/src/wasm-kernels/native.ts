@@ -315,3 +315,26 @@ export function nativeSum(fallback: tf.KernelFunc): tf.KernelFunc {
     return out;
   };
 }
+
+/**
+ * The fused AdamW kernel (src/fused/adamw.ts) on the native addon: `params` are [param, grad, m, v]
+ * per parameter; returns [m', v', param'] per parameter, or null when the addon is off or the
+ * backend is not wasm (the caller then runs its JavaScript loops).
+ */
+export function nativeAdamW(
+  backendArg: unknown,
+  params: [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo][],
+  h: { b1: number; b2: number; eps: number; decay: number; stepSize: number; bc2Sqrt: number },
+): tf.TensorInfo[] | null {
+  const addon = activeNativeAddon();
+  const backend = heapBackend(backendArg as tf.KernelBackend);
+  if (addon == null || backend == null || typeof addon.adamw !== 'function') return null;
+  const outs = params.flatMap(([p]) => [0, 1, 2].map(() => backend.makeOutput(p.shape, 'float32')));
+  const table = new Int32Array(params.length * 8);
+  params.forEach((ts, i) => {
+    const row = [...ts, ...outs.slice(3 * i, 3 * i + 3)].map((t) => offset(backend, t));
+    table.set([...row, tf.util.sizeFromShape(ts[0].shape)], 8 * i);
+  });
+  addon.adamw(heapF32(backend), table, params.length, h.b1, h.b2, h.eps, h.decay, h.stepSize, h.bc2Sqrt);
+  return outs;
+}

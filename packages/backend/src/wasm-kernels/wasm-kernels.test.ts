@@ -371,7 +371,8 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
       const ref = broadcastRef(a, as, b, bs, f);
       expect(got!.length, `${as} op ${bs}`).toBe(ref.out.length);
       expectClose(got!, ref.out, 1e-6);
-      if (path === 'native' && loadNative().addon != null) expect(nativeCalls.binary - before, `${as} op ${bs} native`).toBe(native ? 1 : 0);
+      if (path === 'native' && loadNative().addon != null)
+        expect(nativeCalls.binary - before, `${as} op ${bs} native`).toBe(native ? 1 : 0);
     }
   });
 
@@ -420,7 +421,7 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
         coord.forEach((c, j) => {
           o = o * outShape[j]! + (red.includes(j) ? 0 : c);
         });
-        ref[o]! += x[i]!;
+        ref[o]! += x[i];
       }
       expectClose(got!, ref, 1e-5);
       expect(Array.from(gotShape!)).toEqual(keepDims ? outShape : shape.filter((_, i) => !red.includes(i)));
@@ -452,8 +453,16 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
       p[which]![j]! -= 2 * h;
       return (up - ref(p[0]!, p[1]!)) / (2 * h);
     };
-    expectClose(ga!, Array.from({ length: a.length }, (_, j) => fd(0, j)), 1e-4);
-    expectClose(gb!, Array.from({ length: b.length }, (_, j) => fd(1, j)), 1e-4);
+    expectClose(
+      ga!,
+      Array.from({ length: a.length }, (_, j) => fd(0, j)),
+      1e-4,
+    );
+    expectClose(
+      gb!,
+      Array.from({ length: b.length }, (_, j) => fd(1, j)),
+      1e-4,
+    );
   });
 });
 
