@@ -22,6 +22,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -298,62 +299,95 @@ float* scratch(std::int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Direct convolution for stride 1, dilation 1 and 16, 32, 48 or 64 output channels (the
+// Direct convolution for stride 1, dilation 1 and up to 64 output channels (the
 // tokenizer's 3×3 convs). im2col writes kH·kW copies of the input (4.7 MB for a 3×3 conv of
 // 8×32×32×16), which cost about as much as the GEMM itself; here the input is zero-padded once and
 // each tile of output pixels × channels stays in registers while the filter taps and input
 // channels are summed into it (an implicit GEMM: A's rows are read from the padded input in place).
 
-typedef float v16 __attribute__((vector_size(64)));
-
+// One vector of kLanes floats: a zmm register with AVX-512, a ymm with AVX2 (GCC splits wider
+// generic vectors into slow code there).
 #if defined(__AVX512F__)
-constexpr int kTilePixels = 8;  // 8 × 4 accumulators + 4 filter vectors: within AVX-512's 32 registers
+constexpr int kLanes = 16;
+constexpr int kMaxVectors = 4;  // 64 channels
 #else
-constexpr int kTilePixels = 4;  // a v16 is two AVX2 registers
+constexpr int kLanes = 8;
+constexpr int kMaxVectors = 8;
 #endif
+typedef float vec __attribute__((vector_size(kLanes * sizeof(float))));
 
-inline v16 load16(const float* p) {
-  v16 v;
+// Pixels per register tile for NV vectors of channels: R·NV accumulators + NV filter vectors + a
+// broadcast within the ISA's vector registers (32 with AVX-512, 16 with AVX2).
+template <int NV>
+constexpr int tile_pixels() {
+#if defined(__AVX512F__)
+  return NV <= 2 ? 8 : NV == 3 ? 8 : 6;
+#else
+  return NV <= 2 ? 4 : NV <= 4 ? 2 : 1;
+#endif
+}
+constexpr int kFilterTile = kLanes == 16 ? 8 : 4;  // input channels per filter-gradient tile
+
+inline vec loadv(const float* p) {
+  vec v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-inline void store16(float* p, v16 v) { std::memcpy(p, &v, sizeof v); }
+inline void storev(float* p, vec v) { std::memcpy(p, &v, sizeof v); }
+
+// f(std::integral_constant<int, nv>) for nv = 1 .. kMaxVectors (the number of vectors of channels).
+template <typename F>
+void dispatch_vectors(int nv, F f) {
+  switch (nv) {
+    case 1: f(std::integral_constant<int, 1>{}); break;
+    case 2: f(std::integral_constant<int, 2>{}); break;
+    case 3: f(std::integral_constant<int, 3>{}); break;
+    case 4: f(std::integral_constant<int, 4>{}); break;
+#if !defined(__AVX512F__)
+    case 5: f(std::integral_constant<int, 5>{}); break;
+    case 6: f(std::integral_constant<int, 6>{}); break;
+    case 7: f(std::integral_constant<int, 7>{}); break;
+    case 8: f(std::integral_constant<int, 8>{}); break;
+#endif
+    default: break;
+  }
+}
 
 struct Direct {
   int batch, outH, outW, inC, outC, kH, kW, padH, padW;  // padded input: [batch, padH, padW, inC]
-  int wStride;                                           // the filter's channel stride: outC rounded up to 16
+  int wStride;                                           // the filter's channel stride: outC rounded up to kLanes
 };
 
-// y[R pixels from ox0 of row (b, oy), NV·16 channels] = Σ_taps Σ_ci xpad[b, oy + ky, ox + kx, ci] · w[ky, kx, ci, :].
+// y[R pixels from ox0 of row (b, oy), NV·kLanes channels] = Σ_taps Σ_ci xpad[b, oy + ky, ox + kx, ci] · w[ky, kx, ci, :].
 template <int NV, int R>
 void direct_tile(const Direct& d, const float* __restrict xpad, const float* __restrict w, float* __restrict y, int b, int oy, int ox0) {
-  v16 acc[R][NV];
+  vec acc[R][NV];
   for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV; j++) acc[i][j] = v16{};
+    for (int j = 0; j < NV; j++) acc[i][j] = vec{};
   const int ci = d.inC;
   for (int ky = 0; ky < d.kH; ky++) {
     for (int kx = 0; kx < d.kW; kx++) {
       const float* __restrict a = xpad + ((std::int64_t(b) * d.padH + oy + ky) * d.padW + ox0 + kx) * ci;
       const float* __restrict wt = w + std::int64_t(ky * d.kW + kx) * ci * d.wStride;
       for (int c = 0; c < ci; c++) {
-        v16 bv[NV];
-        for (int j = 0; j < NV; j++) bv[j] = load16(wt + std::int64_t(c) * d.wStride + 16 * j);
+        vec bv[NV];
+        for (int j = 0; j < NV; j++) bv[j] = loadv(wt + std::int64_t(c) * d.wStride + kLanes * j);
         for (int i = 0; i < R; i++) {
-          const v16 av = v16{} + a[std::int64_t(i) * ci + c];
+          const vec av = vec{} + a[std::int64_t(i) * ci + c];
           for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];
         }
       }
     }
   }
   float* out = y + ((std::int64_t(b) * d.outH + oy) * d.outW + ox0) * d.outC;
-  if (d.outC == NV * 16) {
+  if (d.outC == NV * kLanes) {
     for (int i = 0; i < R; i++)
-      for (int j = 0; j < NV; j++) store16(out + std::int64_t(i) * d.outC + 16 * j, acc[i][j]);
+      for (int j = 0; j < NV; j++) storev(out + std::int64_t(i) * d.outC + kLanes * j, acc[i][j]);
   } else {
-    // outC not a multiple of 16: the filter was padded with zero channels; store the real ones.
+    // outC not a multiple of kLanes: the filter was padded with zero channels; store the real ones.
     for (int i = 0; i < R; i++) {
-      float row[NV * 16];
-      for (int j = 0; j < NV; j++) store16(row + 16 * j, acc[i][j]);
+      float row[NV * kLanes];
+      for (int j = 0; j < NV; j++) storev(row + kLanes * j, acc[i][j]);
       std::memcpy(out + std::int64_t(i) * d.outC, row, sizeof(float) * d.outC);
     }
   }
@@ -364,7 +398,8 @@ void direct_rows(const Direct& d, const float* xpad, const float* w, float* y) {
   pool->run(d.batch * d.outH, [&](int row) {
     const int b = row / d.outH, oy = row % d.outH;
     int ox = 0;
-    for (; ox + kTilePixels <= d.outW; ox += kTilePixels) direct_tile<NV, kTilePixels>(d, xpad, w, y, b, oy, ox);
+    constexpr int R = tile_pixels<NV>();
+    for (; ox + R <= d.outW; ox += R) direct_tile<NV, R>(d, xpad, w, y, b, oy, ox);
     for (; ox < d.outW; ox++) direct_tile<NV, 1>(d, xpad, w, y, b, oy, ox);
   });
 }
@@ -393,23 +428,18 @@ float* pad_input(const float* x, int batch, int inH, int inW, int c, int top, in
 bool direct_channels(int c) { return c >= 1 && c <= 64; }
 
 // y = conv(x, w) for a stride-1, dilation-1 geometry: the input padded to (outH + kH − 1) × (outW + kW − 1).
-// w is [kH, kW, inC, wStride] with wStride = outC rounded up to 16 (zero channels past outC).
+// w is [kH, kW, inC, wStride] with wStride = outC rounded up to kLanes (zero channels past outC).
 void direct_conv_padded(int batch, int inH, int inW, int inC, int outH, int outW, int outC, int kH, int kW, int padTop, int padLeft,
                         const float* x, const float* w, float* y) {
-  const int wStride = (outC + 15) / 16 * 16;
+  const int wStride = (outC + kLanes - 1) / kLanes * kLanes;
   const Direct d{batch, outH, outW, inC, outC, kH, kW, outH + kH - 1, outW + kW - 1, wStride};
   const float* xpad = pad_input(x, batch, inH, inW, inC, padTop, padLeft, d.padH, d.padW);
-  switch (wStride / 16) {
-    case 1: direct_rows<1>(d, xpad, w, y); break;
-    case 2: direct_rows<2>(d, xpad, w, y); break;
-    case 3: direct_rows<3>(d, xpad, w, y); break;
-    default: direct_rows<4>(d, xpad, w, y); break;
-  }
+  dispatch_vectors(wStride / kLanes, [&](auto nv) { direct_rows<decltype(nv)::value>(d, xpad, w, y); });
 }
 
-// w[ky, kx, ci, co] → [kH·kW·inC, wStride] with zero columns past outC (copied only when outC % 16 != 0).
+// w[ky, kx, ci, co] → [kH·kW·inC, wStride] with zero columns past outC (copied only when outC % kLanes != 0).
 const float* widen_filter(const float* w, std::int64_t rows, int outC, std::vector<float>& buf) {
-  const int wStride = (outC + 15) / 16 * 16;
+  const int wStride = (outC + kLanes - 1) / kLanes * kLanes;
   if (wStride == outC) return w;
   buf.assign(std::size_t(rows) * wStride, 0.0f);
   for (std::int64_t r = 0; r < rows; r++) std::memcpy(buf.data() + r * wStride, w + r * outC, sizeof(float) * outC);
@@ -454,55 +484,50 @@ void direct_backprop_input(const Conv& cv, const float* dy, const float* w, floa
 // pixel; the pool's tasks are (tap, channel tile) pairs, so each writes its own part of dw.
 template <int NV, int R>
 void direct_filter_tile(const Direct& d, const float* __restrict xpad, const float* __restrict dy, float* __restrict dw, int ky, int kx, int c0) {
-  v16 acc[R][NV];
+  vec acc[R][NV];
   for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV; j++) acc[i][j] = v16{};
+    for (int j = 0; j < NV; j++) acc[i][j] = vec{};
   const int ci = d.inC;
   for (int b = 0; b < d.batch; b++) {
     for (int oy = 0; oy < d.outH; oy++) {
       const float* __restrict xr = xpad + ((std::int64_t(b) * d.padH + oy + ky) * d.padW + kx) * ci + c0;
-      const float* __restrict dr = dy + (std::int64_t(b) * d.outH + oy) * d.outW * (NV * 16);
+      const float* __restrict dr = dy + (std::int64_t(b) * d.outH + oy) * d.outW * (NV * kLanes);
       for (int ox = 0; ox < d.outW; ox++) {
-        v16 bv[NV];
-        for (int j = 0; j < NV; j++) bv[j] = load16(dr + std::int64_t(ox) * (NV * 16) + 16 * j);
+        vec bv[NV];
+        for (int j = 0; j < NV; j++) bv[j] = loadv(dr + std::int64_t(ox) * (NV * kLanes) + kLanes * j);
         for (int i = 0; i < R; i++) {
-          const v16 av = v16{} + xr[std::int64_t(ox) * ci + i];
+          const vec av = vec{} + xr[std::int64_t(ox) * ci + i];
           for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];
         }
       }
     }
   }
-  float* out = dw + (std::int64_t(ky * d.kW + kx) * ci + c0) * (NV * 16);
+  float* out = dw + (std::int64_t(ky * d.kW + kx) * ci + c0) * (NV * kLanes);
   for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV; j++) store16(out + std::int64_t(i) * (NV * 16) + 16 * j, acc[i][j]);
+    for (int j = 0; j < NV; j++) storev(out + std::int64_t(i) * (NV * kLanes) + kLanes * j, acc[i][j]);
 }
 
 template <int NV>
 void direct_filter(const Direct& d, const float* xpad, const float* dy, float* dw) {
-  const int tiles = (d.inC + kTilePixels - 1) / kTilePixels;
+  const int tiles = (d.inC + kFilterTile - 1) / kFilterTile;
   pool->run(d.kH * d.kW * tiles, [&](int task) {
-    const int tap = task / tiles, c0 = (task % tiles) * kTilePixels;
+    const int tap = task / tiles, c0 = (task % tiles) * kFilterTile;
     const int ky = tap / d.kW, kx = tap % d.kW;
-    if (c0 + kTilePixels <= d.inC) direct_filter_tile<NV, kTilePixels>(d, xpad, dy, dw, ky, kx, c0);
+    if (c0 + kFilterTile <= d.inC) direct_filter_tile<NV, kFilterTile>(d, xpad, dy, dw, ky, kx, c0);
     else
       for (int c = c0; c < d.inC; c++) direct_filter_tile<NV, 1>(d, xpad, dy, dw, ky, kx, c);
   });
 }
 
 bool direct_filter_fits(const Conv& cv) {
-  return cv.strideH == 1 && cv.strideW == 1 && cv.dilH == 1 && cv.dilW == 1 && cv.outC % 16 == 0 && cv.outC >= 16 && cv.outC <= 64 &&
+  return cv.strideH == 1 && cv.strideW == 1 && cv.dilH == 1 && cv.dilW == 1 && cv.outC % kLanes == 0 && cv.outC >= kLanes && cv.outC <= kLanes * kMaxVectors &&
          cv.padTop >= 0 && cv.padLeft >= 0;
 }
 
 void direct_backprop_filter(const Conv& cv, const float* x, const float* dy, float* dw) {
   const Direct d{cv.batch, cv.outH, cv.outW, cv.inC, cv.outC, cv.kH, cv.kW, cv.outH + cv.kH - 1, cv.outW + cv.kW - 1, cv.outC};
   const float* xpad = pad_input(x, cv.batch, cv.inH, cv.inW, cv.inC, cv.padTop, cv.padLeft, d.padH, d.padW);
-  switch (cv.outC / 16) {
-    case 1: direct_filter<1>(d, xpad, dy, dw); break;
-    case 2: direct_filter<2>(d, xpad, dy, dw); break;
-    case 3: direct_filter<3>(d, xpad, dy, dw); break;
-    default: direct_filter<4>(d, xpad, dy, dw); break;
-  }
+  dispatch_vectors(cv.outC / kLanes, [&](auto nv) { direct_filter<decltype(nv)::value>(d, xpad, dy, dw); });
 }
 
 // y[rows, outC] = col[rows, patch] * w[patch, outC], chunk by chunk.

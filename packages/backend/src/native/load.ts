@@ -131,6 +131,24 @@ function packageRoot(): string | null {
   return null;
 }
 
+/**
+ * The prebuilt file to load for these CPU flags: the best build the CPU runs, or the one
+ * ETT_NATIVE_ISA names (when the CPU runs it); else why none.
+ */
+export function chooseVariant(flags: Set<string> | null, env: Record<string, string | undefined>): { isa: string } | { reason: string } {
+  const wanted = env['ETT_NATIVE_ISA']?.trim().toLowerCase();
+  if (wanted && !VARIANTS.some((v) => v.isa === wanted))
+    return { reason: `ETT_NATIVE_ISA=${wanted} is not a build (${VARIANTS.map((v) => v.isa).join(', ')}); using the wasm kernels` };
+  if (flags == null) return { reason: 'CPU features unreadable (/proc/cpuinfo)' };
+  const variant = VARIANTS.find((v) => (!wanted || v.isa === wanted) && v.needs.every((f) => flags.has(f)));
+  if (variant != null) return { isa: variant.isa };
+  return {
+    reason: wanted
+      ? `the CPU lacks what the ${wanted} build needs; using the wasm kernels`
+      : 'the CPU lacks AVX2+FMA; using the wasm kernels',
+  };
+}
+
 /** ETT_NATIVE set to 0 / false / off. */
 export function nativeOffByEnv(env: Record<string, string | undefined>): boolean {
   const flag = env['ETT_NATIVE']?.trim().toLowerCase();
@@ -145,10 +163,9 @@ function load(env: Record<string, string | undefined>): { addon: NativeAddon | n
   if (root == null) return none('package root of @ettjs/backend not found');
   const dir = path.join(root, 'prebuilds', platform);
   if (!fs.existsSync(dir)) return none(`no prebuilt native kernels for ${platform}; using the wasm kernels`);
-  const flags = cpuFlags();
-  const variant = VARIANTS.find((v) => flags != null && v.needs.every((f) => flags.has(f)));
-  if (variant == null)
-    return none(flags == null ? 'CPU features unreadable (/proc/cpuinfo)' : 'the CPU lacks AVX2+FMA; using the wasm kernels');
+  const choice = chooseVariant(cpuFlags(), env);
+  if ('reason' in choice) return none(choice.reason);
+  const variant = choice;
   const file = path.join(dir, `ettjs-native.${variant.isa}.node`);
   try {
     const addon = createRequire(import.meta.url)(file) as NativeAddon;
@@ -163,7 +180,7 @@ function load(env: Record<string, string | undefined>): { addon: NativeAddon | n
 /**
  * The native kernels, loaded once per process (later calls return the same result; `env` is read
  * on the first call only). Set ETT_NATIVE=0 to keep them off, ETT_NATIVE_THREADS to size their pool
- * (default: the logical cores).
+ * (default: the logical cores), ETT_NATIVE_ISA=avx2 to load the AVX2 build on an AVX-512 CPU.
  */
 export function loadNative(env: Record<string, string | undefined> = process.env): { addon: NativeAddon | null; status: NativeStatus } {
   const g = globalThis as WithNative;

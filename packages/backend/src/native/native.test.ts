@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, expect, it } from 'vitest';
 import { doctor, formatDoctorReport } from '../doctor';
 import { initBackend } from '../init';
-import { loadNative } from './load';
+import { chooseVariant, loadNative } from './load';
 
 afterAll(async () => {
   await tf.setBackend('cpu');
@@ -56,4 +56,18 @@ it('runs thousands of back-to-back pool jobs of changing sizes, each task exactl
     for (let k = 0; k < c; k++)
       if (heap[db + k] !== b * h * w) expect.fail(`round ${round}: dbeta[${k}] = ${heap[db + k]}, expected ${b * h * w}`);
   }
+});
+
+it('picks the best build the CPU runs, or the one ETT_NATIVE_ISA names, and says why not', () => {
+  const avx2 = new Set(['avx2', 'fma', 'bmi1', 'bmi2', 'f16c', 'movbe']);
+  const avx512 = new Set([...avx2, 'avx512f', 'avx512bw', 'avx512cd', 'avx512dq', 'avx512vl']);
+  expect(chooseVariant(avx512, {})).toEqual({ isa: 'avx512' });
+  expect(chooseVariant(avx2, {})).toEqual({ isa: 'avx2' });
+  expect(chooseVariant(avx512, { ETT_NATIVE_ISA: 'AVX2' })).toEqual({ isa: 'avx2' });
+  expect(chooseVariant(avx2, { ETT_NATIVE_ISA: 'avx512' })).toEqual({ reason: expect.stringMatching(/lacks what the avx512 build needs/) });
+  expect(chooseVariant(avx512, { ETT_NATIVE_ISA: 'sse' })).toEqual({
+    reason: expect.stringMatching(/sse is not a build \(avx512, avx2\)/),
+  });
+  expect(chooseVariant(new Set(['sse2']), {})).toEqual({ reason: expect.stringMatching(/lacks AVX2\+FMA/) });
+  expect(chooseVariant(null, {})).toEqual({ reason: expect.stringMatching(/unreadable/) });
 });
