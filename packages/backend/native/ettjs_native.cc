@@ -997,6 +997,16 @@ void binary(const float* big, const float* small, float* out, std::int64_t n, st
   }
 }
 
+// exp over float32, vectorized: exp_approx where the result is a normal float, 0 below (a
+// denormal, which these kernels flush anyway), +inf above, NaN for NaN.
+void exp_span(const float* __restrict x, float* __restrict out, std::int64_t lo, std::int64_t hi) {
+  for (std::int64_t i = lo; i < hi; i++) {
+    const float v = x[i];
+    const float e = exp_approx(v);
+    out[i] = v < -87.3365f ? 0.0f : v > 88.7228f ? HUGE_VALF : v != v ? v : e;
+  }
+}
+
 // out[c] = Σ_r x[r, c] (leading) or out[r] = Σ_c x[r, c] (trailing), accumulated in double.
 void sum_leading(const float* x, float* out, std::int64_t rows, std::int64_t cols) {
   const int threads = pool->size();
@@ -1164,6 +1174,22 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// exp(heap, x, out, n): out[i] = e^x[i].
+napi_value Exp(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv, "exp")) return nullptr;
+  std::int64_t o[3];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 3, o)) return nullptr;
+  const std::int64_t n = o[2];
+  if (n < 1 || !in_heap(env, length, o[0], n) || !in_heap(env, length, o[1], n)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  parallel_range(n, 16, [&](std::int64_t lo, std::int64_t hi) { exp_span(heap + o[0], heap + o[1], lo, hi); });
+  return nullptr;
+}
+
 // sum(heap, x, out, rows, cols, leading): out[c] = Σ_r x[r, c] when leading, else out[r] = Σ_c x[r, c].
 napi_value Sum(napi_env env, napi_callback_info info) {
   napi_value argv[6];
@@ -1252,6 +1278,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setScratchLimit", nullptr, SetScratchLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -51,6 +51,8 @@ export interface NativeAddon {
    * add, 1 sub, 2 mul, 3 div; m divides n (m = n elementwise, m = 1 a scalar).
    */
   binary(op: 0 | 1 | 2 | 3, heap: Float32Array, big: number, small: number, out: number, n: number, m: number, smallFirst: 0 | 1): void;
+  /** out[i] = e^x[i] for i < n (relative error about 2e-7; 0 where the result would be denormal). */
+  exp(heap: Float32Array, x: number, out: number, n: number): void;
   /** out[c] = Σ_r x[r, c] when leading = 1, else out[r] = Σ_c x[r, c]; double accumulation. */
   sum(heap: Float32Array, x: number, out: number, rows: number, cols: number, leading: 0 | 1): void;
   /**

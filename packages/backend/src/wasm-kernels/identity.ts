@@ -11,3 +11,15 @@ export function identityShared(args: { inputs: tf.NamedTensorInfoMap; backend: u
   (args.backend as { incRef(dataId: object): void }).incRef(x.dataId);
   return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
 }
+
+/**
+ * Cast that shares memory when the dtype does not change (a float32 mask cast to float32: eight
+ * per stage-2 ETT step, each a full copy in the stock kernel); every real conversion runs `stock`.
+ */
+export function castShared(stock: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const x = args.inputs['x'] as tf.TensorInfo;
+    const { dtype } = args.attrs as unknown as { dtype: tf.DataType };
+    return x.dtype === dtype ? identityShared(args) : stock(args);
+  };
+}

@@ -3,13 +3,14 @@ import { fastBatchMatMul } from './batch-mat-mul';
 import { conv2dBackpropFilter } from './conv2d-backprop-filter';
 import { conv2dBackpropInput } from './conv2d-backprop-input';
 import { cpuFallback } from './cpu-fallback';
-import { identityShared } from './identity';
+import { castShared, identityShared } from './identity';
 import { sliceFromView, splitVFromView } from './slice';
 import { loadNative } from '../native/load';
 import {
   nativeBatchMatMul,
   nativeBinary,
   nativeConv2D,
+  nativeExp,
   nativeConv2DBackpropFilter,
   nativeConv2DBackpropInput,
   nativeSum,
@@ -32,9 +33,11 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Sub]: 'as Add',
   [tf.Multiply]: 'as Add',
   [tf.RealDiv]: 'as Add',
+  [tf.Exp]: 'scalar libm exp on one thread (4 ns per element); native vectorized exp (relative error ~2e-7) with threads, else stock',
   [tf.Sum]: 'one thread, float accumulation; native over leading or trailing axes (double accumulation, threads), else stock',
   [tf.Identity]:
     'stock copies the tensor, and the gradient tape clones every saved tensor with it; shares the memory (tensors are immutable)',
+  [tf.Cast]: 'stock copies even when the dtype does not change; then shares the memory as Identity',
   [tf.Slice]: 'stock copies the whole input out of the heap on every call; copies only the slice',
   [tf.SplitV]: 'stock runs that Slice once per part (173 parts of a 570k vector: 0.5-1.9 s); one view, one copy per part',
   [tf.UnsortedSegmentSum]: 'missing (no embedding gradient); scatterND',
@@ -82,12 +85,16 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockSplitV = tf.getKernel(tf.SplitV, 'wasm');
   const stockBinary = ([tf.Add, tf.Sub, tf.Multiply, tf.RealDiv] as const).map((name) => [name, tf.getKernel(name, 'wasm')] as const);
   const stockSum = tf.getKernel(tf.Sum, 'wasm');
+  const stockCast = tf.getKernel(tf.Cast, 'wasm');
+  const stockExp = tf.getKernel(tf.Exp, 'wasm');
   if (
     stockMatMul == null ||
     stockConv == null ||
     stockSlice == null ||
     stockSplitV == null ||
     stockSum == null ||
+    stockCast == null ||
+    stockExp == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
     throw new Error(
@@ -103,7 +110,9 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     { ...stockConv, kernelFunc: nativeConv2D(stockConv.kernelFunc) },
     ...stockBinary.map(([name, k]) => ({ ...k!, kernelFunc: nativeBinary(name, k!.kernelFunc) })),
     { ...stockSum, kernelFunc: nativeSum(stockSum.kernelFunc) },
+    { ...stockExp, kernelFunc: nativeExp(stockExp.kernelFunc) },
     wasmKernel(tf.Identity, identityShared as unknown as tf.KernelFunc),
+    { ...stockCast, kernelFunc: castShared(stockCast.kernelFunc) },
     wasmKernel(tf.Slice, sliceFromView(stockSlice.kernelFunc)),
     wasmKernel(tf.SplitV, splitVFromView(stockSplitV.kernelFunc)),
     wasmKernel(tf.UnsortedSegmentSum, unsortedSegmentSum as unknown as tf.KernelFunc),
@@ -118,7 +127,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
   if (running != null) {
-    for (const k of [stockMatMul, stockConv, stockSum, ...stockBinary.map(([, s]) => s!)]) k.setupFunc?.(running);
+    for (const k of [stockMatMul, stockConv, stockSum, stockExp, stockCast, ...stockBinary.map(([, s]) => s!)]) k.setupFunc?.(running);
   }
   g[KEY] = [...configs.map((c) => c.kernelName), fused[0]!, fused.at(-1)!];
   return [...g[KEY]];

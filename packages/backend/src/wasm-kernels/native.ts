@@ -338,3 +338,17 @@ export function nativeAdamW(
   addon.adamw(heapF32(backend), table, params.length, h.b1, h.b2, h.eps, h.decay, h.stepSize, h.bc2Sqrt);
   return outs;
 }
+
+/** Exp of a float32 tensor on the addon (vectorized, threads); other dtypes run `fallback`. */
+export function nativeExp(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const x = args.inputs['x'] as tf.TensorInfo;
+    const n = tf.util.sizeFromShape(x.shape);
+    if (addon == null || backend == null || typeof addon.exp !== 'function' || x.dtype !== 'float32' || n === 0) return fallback(args);
+    const out = backend.makeOutput(x.shape, 'float32');
+    addon.exp(heapF32(backend), offset(backend, x), offset(backend, out), n);
+    return out;
+  };
+}

@@ -95,7 +95,7 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const nativeCalls = { gemm: 0, conv2d: 0, binary: 0, sum: 0 };
+const nativeCalls = { gemm: 0, conv2d: 0, binary: 0, sum: 0, exp: 0 };
 function countingAddon(): NativeAddon | null {
   const addon = loadNative().addon;
   if (addon == null) return null;
@@ -116,6 +116,10 @@ function countingAddon(): NativeAddon | null {
     sum: (...args: Parameters<NativeAddon['sum']>) => {
       nativeCalls.sum++;
       addon.sum(...args);
+    },
+    exp: (...args: Parameters<NativeAddon['exp']>) => {
+      nativeCalls.exp++;
+      addon.exp(...args);
     },
   };
 }
@@ -427,6 +431,23 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
       expect(Array.from(gotShape!)).toEqual(keepDims ? outShape : shape.filter((_, i) => !red.includes(i)));
       if (path === 'native' && loadNative().addon != null) expect(nativeCalls.sum - before, `sum over ${axes}`).toBe(native ? 1 : 0);
     }
+  });
+
+  it('exp: relative error under 1e-6 from -87 to 88, 0 / Infinity / NaN past the float range, split over threads', async () => {
+    const n = 50000;
+    const x = Float32Array.from({ length: n }, (_, i) => -87 + (175 * i) / (n - 1));
+    const tails = Float32Array.from([-1000, -88, -87.5, 88.8, 1000, Number.NaN, 0, -0]);
+    const before = nativeCalls.exp;
+    const [got, gotTails] = await on('wasm', () => [tf.exp(tf.tensor1d(x)), tf.exp(tf.tensor1d(tails))]);
+    if (path === 'native' && loadNative().addon != null) expect(nativeCalls.exp - before).toBe(2);
+    let worst = 0;
+    for (let i = 0; i < n; i++) worst = Math.max(worst, Math.abs(got![i]! - Math.exp(x[i]!)) / Math.exp(x[i]!));
+    expect(worst).toBeLessThan(1e-6);
+    const t = Array.from(gotTails!);
+    expect(t.slice(0, 3).every((v) => v >= 0 && v < 1.2e-38)).toBe(true); // 0, or the stock kernel's denormal
+    expect(t.slice(3, 5)).toEqual([Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
+    expect(Number.isNaN(t[5])).toBe(true);
+    expect(t.slice(6)).toEqual([1, 1]);
   });
 
   it('gradients through broadcast arithmetic and sums match central differences', async () => {
@@ -754,6 +775,25 @@ describe('identity and denormals', () => {
       expect(Array.from(await y.data())).toEqual([1, 2, 3, 4]);
       y.dispose();
       expect(tf.memory().numBytes).toBe(before);
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+
+  it('Cast to the same dtype shares memory; real conversions still convert', async () => {
+    await tf.setBackend('wasm');
+    try {
+      const x = tf.tensor1d([1.5, -2.25, 3]);
+      const same = tf.cast(x, 'float32');
+      expect(same.dataId).toBe(x.dataId);
+      x.dispose();
+      expect(Array.from(await same.data())).toEqual([1.5, -2.25, 3]);
+      const toInt = tf.cast(same, 'int32');
+      const mask = tf.tidy(() => tf.cast(tf.greater(same, 0), 'float32'));
+      expect(toInt.dataId).not.toBe(same.dataId);
+      expect(Array.from(await toInt.data())).toEqual([1, -2, 3]);
+      expect(Array.from(await mask.data())).toEqual([1, 0, 1]);
+      tf.dispose([same, toInt, mask]);
     } finally {
       await tf.setBackend('cpu');
     }
