@@ -48,14 +48,36 @@ export class RotaryEmbedding {
     return { cos: tf.tensor4d(cos, [rows, 1, t, d]), sin: tf.tensor4d(sin, [rows, 1, t, d]) };
   }
 
-  /** Rotates `x` `[B, H, T, D]` by the tables from `tables()`. */
+  /**
+   * Rotates `x` `[B, H, T, D]` by the tables from `tables()`. rotate_half is one matmul with a
+   * signed permutation ([x1, x2] · R = [-x2, x1]): exact for finite x (each output is ±1 times one
+   * input plus zeros), and one kernel forward and backward where split + neg + concat were five
+   * strided copies.
+   */
   static apply(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {
-      const [x1, x2] = tf.split(x, 2, 3);
-      const rotated = tf.concat([tf.neg(x2), x1], 3);
+      const d = x.shape[3];
+      const rotated = tf.matMul(x, tf.tensor2d(rotateHalfMatrix(d), [d, d]));
       return tf.add(tf.mul(x, cos), tf.mul(rotated, sin)) as tf.Tensor4D;
     });
   }
+}
+
+const rotateHalfMatrices = new Map<number, Float32Array>();
+
+/** R [d, d] with x · R = rotate_half(x) = [-x2, x1]: R[half + j, j] = −1, R[j, half + j] = 1. */
+function rotateHalfMatrix(d: number): Float32Array {
+  let r = rotateHalfMatrices.get(d);
+  if (r == null) {
+    const half = d / 2;
+    r = new Float32Array(d * d);
+    for (let j = 0; j < half; j++) {
+      r[(half + j) * d + j] = -1;
+      r[j * d + half + j] = 1;
+    }
+    rotateHalfMatrices.set(d, r);
+  }
+  return r;
 }
 
 /**
