@@ -62,11 +62,16 @@ const tensors = () =>
       (['p', 'g', 'm', 'v'] as const).map((k) => tf.tensor(d[k], SHAPES[i], 'float32')) as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor],
   );
 
+/** The kernel's named inputs: p<i>, g<i>, m<i>, v<i>. */
+function kernelInputs(ts: tf.Tensor[][]): tf.NamedTensorMap {
+  const inputs: tf.NamedTensorMap = {};
+  for (const [i, [p, g, m, v]] of ts.entries()) Object.assign(inputs, { [`p${i}`]: p, [`g${i}`]: g, [`m${i}`]: m, [`v${i}`]: v });
+  return inputs;
+}
+
 /** The kernel's outputs [m', v', p'] per parameter. */
 function fused(): tf.Tensor[] {
-  const inputs: tf.NamedTensorMap = {};
-  tensors().forEach(([p, g, m, v], i) => Object.assign(inputs, { [`p${i}`]: p, [`g${i}`]: g, [`m${i}`]: m, [`v${i}`]: v }));
-  return tf.engine().runKernel(ADAMW, inputs, attrs() as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  return tf.engine().runKernel(ADAMW, kernelInputs(tensors()), attrs() as unknown as tf.NamedAttrMap) as tf.Tensor[];
 }
 
 /** The same update composed of tfjs ops, as @ettjs/core's AdamW writes it without the kernel. */
@@ -128,9 +133,7 @@ describe.each(PATHS)('fused AdamW on $name', ({ backend, addon }) => {
     try {
       const ts = tensors();
       const before = tf.memory().numTensors;
-      const inputs: tf.NamedTensorMap = {};
-      ts.forEach(([p, g, m, v], i) => Object.assign(inputs, { [`p${i}`]: p, [`g${i}`]: g, [`m${i}`]: m, [`v${i}`]: v }));
-      const outs = tf.engine().runKernel(ADAMW, inputs, attrs() as unknown as tf.NamedAttrMap) as tf.Tensor[];
+      const outs = tf.engine().runKernel(ADAMW, kernelInputs(ts), attrs() as unknown as tf.NamedAttrMap) as tf.Tensor[];
       expect(outs.map((t) => t.shape)).toEqual(SHAPES.flatMap((s) => [s, s, s]));
       expect(tf.memory().numTensors).toBe(before + 3 * SHAPES.length);
       expect(Array.from(await ts[4]![0].data())).toEqual(Array.from(data[4]!.p));
