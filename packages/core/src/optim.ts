@@ -67,6 +67,13 @@ function checkOptions(o: AdamWOptions, where: string): void {
 const STATE_KEYS = ['exp_avg', 'exp_avg_sq', 'step'] as const;
 
 /**
+ * Name of the fused AdamW kernel that @ettjs/backend registers for wasm and cpu (one kernel per
+ * group step instead of ~7 per parameter); `AdamW` uses it when the active backend has it and the
+ * same update written with tfjs ops elsewhere (webgpu, tensorflow).
+ */
+export const ADAMW_KERNEL = 'EttAdamW';
+
+/**
  * AdamW as PyTorch's `torch.optim.AdamW` (amsgrad and maximize off), per parameter with step t:
  *
  * ```
@@ -82,13 +89,6 @@ const STATE_KEYS = ['exp_avg', 'exp_avg_sq', 'step'] as const;
  * gradient). Moments live in tf variables updated in place, so a step allocates nothing that
  * outlives it.
  */
-/**
- * Name of the fused AdamW kernel that @ettjs/backend registers for wasm and cpu (one kernel per
- * group step instead of ~7 per parameter); `AdamW` uses it when the active backend has it and the
- * same update written with tfjs ops elsewhere (webgpu, tensorflow).
- */
-export const ADAMW_KERNEL = 'EttAdamW';
-
 export class AdamW {
   readonly #groups: ParamGroupState[] = [];
   readonly #params = new Map<string, ParamState>();
