@@ -17,7 +17,7 @@ import {
   setNativeAddon,
 } from './native';
 import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
-import { unsortedSegmentSum } from './unsorted-segment-sum';
+import { gatherRows, unsortedSegmentSum } from './unsorted-segment-sum';
 import { registerAdamWKernel } from '../fused/adamw';
 import { registerGroupNormKernels } from '../fused/group-norm';
 
@@ -40,7 +40,8 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Cast]: 'stock copies even when the dtype does not change; then shares the memory as Identity',
   [tf.Slice]: 'stock copies the whole input out of the heap on every call; copies only the slice',
   [tf.SplitV]: 'stock runs that Slice once per part (173 parts of a 570k vector: 0.5-1.9 s); one view, one copy per part',
-  [tf.UnsortedSegmentSum]: 'missing (no embedding gradient); scatterND',
+  [tf.UnsortedSegmentSum]: 'missing (no embedding gradient); one pass over heap views',
+  [tf.GatherV2]: 'about 1 ms for a 344-row embedding lookup; axis 0: one row copy per index from a heap view, else stock',
   [tf.ResizeNearestNeighborGrad]: 'wrong for batch > 1 (and so is cpu); scatterND over the forward index map',
   [tf.MaxPoolGrad]: 'wrong for channels > 1; runs the cpu kernel on copies',
   [tf.Einsum]: 'missing; runs the cpu kernel on copies',
@@ -87,6 +88,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockSum = tf.getKernel(tf.Sum, 'wasm');
   const stockCast = tf.getKernel(tf.Cast, 'wasm');
   const stockExp = tf.getKernel(tf.Exp, 'wasm');
+  const stockGather = tf.getKernel(tf.GatherV2, 'wasm');
   if (
     stockMatMul == null ||
     stockConv == null ||
@@ -95,6 +97,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     stockSum == null ||
     stockCast == null ||
     stockExp == null ||
+    stockGather == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
     throw new Error(
@@ -111,6 +114,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     ...stockBinary.map(([name, k]) => ({ ...k!, kernelFunc: nativeBinary(name, k!.kernelFunc) })),
     { ...stockSum, kernelFunc: nativeSum(stockSum.kernelFunc) },
     { ...stockExp, kernelFunc: nativeExp(stockExp.kernelFunc) },
+    { ...stockGather, kernelFunc: gatherRows(stockGather.kernelFunc) },
     wasmKernel(tf.Identity, identityShared as unknown as tf.KernelFunc),
     { ...stockCast, kernelFunc: castShared(stockCast.kernelFunc) },
     wasmKernel(tf.Slice, sliceFromView(stockSlice.kernelFunc)),
@@ -127,7 +131,8 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
   if (running != null) {
-    for (const k of [stockMatMul, stockConv, stockSum, stockExp, stockCast, ...stockBinary.map(([, s]) => s!)]) k.setupFunc?.(running);
+    for (const k of [stockMatMul, stockConv, stockSum, stockExp, stockCast, stockGather, ...stockBinary.map(([, s]) => s!)])
+      k.setupFunc?.(running);
   }
   g[KEY] = [...configs.map((c) => c.kernelName), fused[0]!, fused.at(-1)!];
   return [...g[KEY]];

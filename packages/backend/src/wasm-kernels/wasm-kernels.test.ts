@@ -511,6 +511,38 @@ describe('other training gradients', () => {
     expectClose(seg!, wantSeg);
   });
 
+  it('gather along axis 0 (rows of 12 and 20, 2-D indices with repeats, int32 tables) and along axis 1 matches the definition', async () => {
+    const t3 = randn(10 * 3 * 4, 17);
+    const t2 = randn(10 * 20, 18);
+    const ids = [
+      [9, 0, 4],
+      [4, 4, 1],
+    ];
+    const [a, b, c, e] = await on('wasm', () => [
+      tf.gather(tf.tensor3d(t3, [10, 3, 4]), tf.tensor2d(ids, [2, 3], 'int32')),
+      tf.gather(tf.tensor2d(t2, [10, 20]), tf.tensor1d([7, 7, 2], 'int32')),
+      tf.gather(tf.tensor2d([1, 2, 3, 4, 5, 6], [3, 2], 'int32'), tf.tensor1d([2, 0], 'int32')),
+      tf.gather(tf.tensor2d(t2, [10, 20]), tf.tensor1d([19, 3], 'int32'), 1),
+    ]);
+    const rows = (table: Float32Array, d: number, list: number[]) => list.flatMap((r) => Array.from(table.subarray(r * d, r * d + d)));
+    expect(Array.from(a!)).toEqual(rows(t3, 12, ids.flat()));
+    expect(Array.from(b!)).toEqual(rows(t2, 20, [7, 7, 2]));
+    expect(Array.from(c!)).toEqual([5, 6, 1, 2]);
+    expect(Array.from(e!)).toEqual(Array.from({ length: 10 }, (_, r) => [t2[r * 20 + 19]!, t2[r * 20 + 3]!]).flat());
+  });
+
+  it('unsortedSegmentSum with 2-D ids over rows of 3 sums in order and drops ids out of range', async () => {
+    const x = randn(2 * 3 * 3, 19);
+    const ids = [4, 0, 4, -2, 7, 0];
+    const [got] = await on('wasm', () => [tf.unsortedSegmentSum(tf.tensor3d(x, [2, 3, 3]), tf.tensor2d(ids, [2, 3], 'int32'), 5)]);
+    const want = new Float64Array(15);
+    ids.forEach((id, i) => {
+      if (id < 0 || id >= 5) return;
+      for (let c = 0; c < 3; c++) want[id * 3 + c]! += x[i * 3 + c];
+    });
+    expectClose(got!, want, 1e-6);
+  });
+
   it('softmax cross-entropy: gradient is (softmax - onehot) / N', async () => {
     const [n, c] = [4, 5];
     const logits = randn(n * c, 17);
