@@ -5,27 +5,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import { type NativeAddon, loadNative } from '../native/load';
+import type { NativeAddon } from '../native/load';
+import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
 import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { ADAMW } from './adamw';
 
-let nativeCalls = 0;
-function countingAddon(): NativeAddon | null {
-  const addon = loadNative().addon;
-  if (addon == null) return null;
-  return {
-    ...addon,
-    adamw: (...args: Parameters<NativeAddon['adamw']>) => {
-      nativeCalls++;
-      addon.adamw(...args);
-    },
-  };
-}
-const PATHS = [
-  { name: 'cpu', backend: 'cpu' as const, addon: () => null },
-  { name: 'wasm with the native addon', backend: 'wasm' as const, addon: countingAddon },
-  { name: 'wasm without it', backend: 'wasm' as const, addon: () => null },
-];
+// Three paths: cpu's JavaScript loops, wasm on the native addon (counted: a silent fallback to the
+// JavaScript loops fails the test), and wasm without it.
+const native = countingAddon(['adamw']);
+const PATHS = fusedKernelPaths(native.addon);
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -92,7 +80,7 @@ describe.each(PATHS)('fused AdamW on $name', ({ backend, addon }) => {
     saved = activeNativeAddon();
     wanted = addon();
     setNativeAddon(wanted);
-    nativeCalls = 0;
+    native.calls.adamw = 0;
   });
   afterEach(() => {
     setNativeAddon(saved);
@@ -100,7 +88,7 @@ describe.each(PATHS)('fused AdamW on $name', ({ backend, addon }) => {
 
   it('matches a float64 AdamW step (decoupled decay, bias corrections) for every parameter, shapes kept', async () => {
     const out = await runOn(backend, 'cpu', fused);
-    if (wanted != null) expect(nativeCalls).toBe(1);
+    if (wanted != null) expect(native.calls.adamw).toBe(1);
     const a = attrs();
     data.forEach((d, i) => {
       const n = d.p.length;

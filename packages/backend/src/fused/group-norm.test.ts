@@ -4,29 +4,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import { type NativeAddon, loadNative } from '../native/load';
+import type { NativeAddon } from '../native/load';
+import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
 import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { GROUP_NORM, GROUP_NORM_GRAD } from './group-norm';
 
 // Three paths: the cpu backend's JavaScript loops, wasm on the native addon (when this machine loads
 // it; a counting wrapper fails the test if it silently ran the JavaScript), and wasm without it.
-let nativeCalls = 0;
-function countingAddon(): NativeAddon | null {
-  const addon = loadNative().addon;
-  if (addon == null) return null;
-  return {
-    ...addon,
-    groupNorm: (...args: Parameters<NativeAddon['groupNorm']>) => {
-      nativeCalls++;
-      addon.groupNorm(...args);
-    },
-  };
-}
-const PATHS = [
-  { name: 'cpu', backend: 'cpu' as const, addon: () => null },
-  { name: 'wasm with the native addon', backend: 'wasm' as const, addon: countingAddon },
-  { name: 'wasm without it', backend: 'wasm' as const, addon: () => null },
-];
+const native = countingAddon(['groupNorm']);
+const PATHS = fusedKernelPaths(native.addon);
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });
@@ -79,7 +65,7 @@ describe.each(PATHS)('fused GroupNorm on $name', ({ backend, addon }) => {
     saved = activeNativeAddon();
     wanted = addon();
     setNativeAddon(wanted);
-    nativeCalls = 0;
+    native.calls.groupNorm = 0;
   });
   afterEach(() => {
     setNativeAddon(saved);
@@ -104,7 +90,7 @@ describe.each(PATHS)('fused GroupNorm on $name', ({ backend, addon }) => {
       return [f(xt, gt, bt), ...grads];
     });
     // On the native path the forward and the backward kernel both ran there (two forwards: grads and y).
-    if (wanted != null) expect(nativeCalls).toBe(3);
+    if (wanted != null) expect(native.calls.groupNorm).toBe(3);
     expectClose(y!, reference(c, x, gamma, beta, EPS), 1e-5);
     // Central differences of the float64 reference: L = Σ w ⊙ y.
     const loss = (xx: ArrayLike<number>, gg: ArrayLike<number>, bb: ArrayLike<number>) =>

@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 // runs that Slice once per part: splitting a 570 000-element vector into 173 parts took 0.5-1.9 s.
 // These read the input through a view of the heap and copy only what the output needs.
 
-interface WasmViews extends tf.KernelBackend {
+/** The parts of tfjs-backend-wasm's backend that read and write tensors through views of its heap. */
+export interface WasmViews extends tf.KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
 }

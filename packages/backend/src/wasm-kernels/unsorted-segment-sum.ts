@@ -1,9 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-
-interface WasmViews extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
+import type { WasmViews } from './slice';
 
 /**
  * UnsortedSegmentSum, which tfjs-backend-wasm 4.22 lacks: it is the gradient of `gather` with

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type BackendReport, initBackend } from '../init';
 import { type NativeAddon, loadNative } from '../native/load';
+import { countingAddon } from '../../test/native-paths';
 import { activeNativeAddon, setNativeAddon } from './native';
 import {
   type ConvCase,
@@ -95,36 +96,10 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const nativeCalls = { gemm: 0, conv2d: 0, binary: 0, sum: 0, exp: 0 };
-function countingAddon(): NativeAddon | null {
-  const addon = loadNative().addon;
-  if (addon == null) return null;
-  return {
-    ...addon,
-    gemm: (...args: Parameters<NativeAddon['gemm']>) => {
-      nativeCalls.gemm++;
-      addon.gemm(...args);
-    },
-    conv2d: (...args: Parameters<NativeAddon['conv2d']>) => {
-      nativeCalls.conv2d++;
-      addon.conv2d(...args);
-    },
-    binary: (...args: Parameters<NativeAddon['binary']>) => {
-      nativeCalls.binary++;
-      addon.binary(...args);
-    },
-    sum: (...args: Parameters<NativeAddon['sum']>) => {
-      nativeCalls.sum++;
-      addon.sum(...args);
-    },
-    exp: (...args: Parameters<NativeAddon['exp']>) => {
-      nativeCalls.exp++;
-      addon.exp(...args);
-    },
-  };
-}
+const counted = countingAddon(['gemm', 'conv2d', 'binary', 'sum', 'exp']);
+const nativeCalls = counted.calls;
 const KERNEL_PATHS = [
-  { path: 'native', addon: countingAddon },
+  { path: 'native', addon: counted.addon },
   { path: 'wasm-only', addon: () => null },
 ];
 /** Switches the kernel path for a describe block; on the native path, checks the addon really ran. */
