@@ -45,47 +45,78 @@ export function mark() {
 }
 
 /**
- * The stall-free estimate over the steps after `skip`: per call position, the minimum duration and
- * the minimum gap before it, summed; plus per kernel name the summed minimum durations. Steps whose
- * call sequence differs from the first kept step's are left out (counted in `stepsUsed`).
+ * Over the steps after `skip`, with steps whose call sequence differs from the first kept step's
+ * left out (counted in `stepsSkipped`):
+ * - `stallFreeMs`: per call position the minimum duration and the minimum gap before it, summed: a
+ *   lower bound on a stall-free step (every call at its luckiest);
+ * - `clippedMs` / `clippedMedianMs`: per step, its wall time less every excess over those minima
+ *   bigger than `clipMs` (2 ms: a stall; a kernel's own jitter is microseconds), the best and the
+ *   median over the steps. It keeps what steps pay beyond the minima (cache misses, threads waking,
+ *   the VM's sub-millisecond blips) and drops the stalls: where a run was stall-free, its wall time
+ *   was within a few percent of the best clipped step. A pause of the process itself longer than
+ *   `clipMs` (a major GC) is clipped too, so quote it with the best observed step;
+ * - `byKernel`: summed minimum durations per kernel name; `top`: the costliest call sites (kernel
+ *   and input shapes) with their count per step.
  */
-export function report(skip = 1) {
+export function report(skip = 1, clipMs = 2) {
   const steps = [];
   for (let i = skip; i < marks.length; i++) steps.push(events.slice(i === 0 ? 0 : marks[i - 1], marks[i]));
   if (steps.length === 0 || steps[0].length === 0) return null;
   const labels = steps[0].map((e) => e[2]);
   const same = steps.filter((s) => s.length === labels.length && s.every((e, j) => e[2] === labels[j]));
-  const byKernel = new Map();
-  let kernelMs = 0;
-  let betweenMs = 0;
-  for (let j = 0; j < labels.length; j++) {
-    let k = Number.POSITIVE_INFINITY;
-    let g = Number.POSITIVE_INFINITY;
-    for (const s of same) {
-      k = Math.min(k, s[j][1]);
-      if (j > 0) g = Math.min(g, s[j][0] - s[j - 1][0] - s[j - 1][1]);
+  const gap = (s, j) => (j === 0 ? 0 : s[j][0] - s[j - 1][0] - s[j - 1][1]);
+  const minKernel = labels.map((_, j) => Math.min(...same.map((s) => s[j][1])));
+  const minGap = labels.map((_, j) => Math.min(...same.map((s) => gap(s, j))));
+  const sum = (xs) => xs.reduce((a, b) => a + b, 0);
+  const wall = (s) => s.at(-1)[0] + s.at(-1)[1] - s[0][0];
+  const clipped = same.map((s) => {
+    let stalls = 0;
+    for (let j = 0; j < labels.length; j++) {
+      for (const excess of [s[j][1] - minKernel[j], gap(s, j) - minGap[j]]) if (excess > clipMs) stalls += excess;
     }
-    kernelMs += k;
-    if (j > 0) betweenMs += g;
-    const name = labels[j].split(' ')[0];
-    byKernel.set(name, (byKernel.get(name) ?? 0) + k);
-  }
-  const walls = same.map((s) => s.at(-1)[0] + s.at(-1)[1] - s[0][0]);
+    return wall(s) - stalls;
+  });
+  const bySite = new Map();
+  const byKernel = new Map();
+  labels.forEach((label, j) => {
+    const site = bySite.get(label) ?? { calls: 0, ms: 0 };
+    site.calls++;
+    site.ms += minKernel[j];
+    bySite.set(label, site);
+    const name = label.split(' ')[0];
+    byKernel.set(name, (byKernel.get(name) ?? 0) + minKernel[j]);
+  });
   const round = (x) => Math.round(x * 10) / 10;
+  const median = (xs) => {
+    const v = [...xs].sort((a, b) => a - b);
+    return v.length % 2 === 1 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+  };
+  const kernelMs = sum(minKernel);
+  const betweenMs = sum(minGap);
   return {
     stepsUsed: same.length,
     stepsSkipped: steps.length - same.length,
     callsPerStep: labels.length,
     stallFreeMs: round(kernelMs + betweenMs),
+    clippedMs: round(Math.min(...clipped)),
+    clippedMedianMs: round(median(clipped)),
     kernelMs: round(kernelMs),
     betweenMs: round(betweenMs),
     // first call to last call of a step: less than the Trainer's stepMs by what precedes the first kernel
-    bestObservedMs: round(Math.min(...walls)),
+    bestObservedMs: round(Math.min(...same.map(wall))),
     byKernel: Object.fromEntries(
       [...byKernel]
         .sort((a, b) => b[1] - a[1])
         .slice(0, 20)
         .map(([n, v]) => [n, round(v)]),
     ),
+    top: [...bySite]
+      .sort((a, b) => b[1].ms - a[1].ms)
+      .slice(0, 25)
+      .map(([site, { calls, ms }]) => ({
+        site: site.length > 100 ? `${site.slice(0, 97)}...` : site,
+        calls,
+        ms: Math.round(ms * 100) / 100,
+      })),
   };
 }

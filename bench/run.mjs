@@ -427,8 +427,9 @@ function report(o, ours, ref, refNote, loadStart, started) {
   }
   if (ours.some((w) => w.profile)) {
     console.log(
-      '\nstall-free estimate (--profile, bench/kernel-profile.mjs): per kernel call, its fastest time over the timed runs, summed with ' +
-        'the fastest gaps between calls (a lower bound); PyTorch has no such estimate: its best run, whose steps are short enough to miss the stalls',
+      '\nstall-free estimates (--profile, bench/kernel-profile.mjs): "clipped" = each run less its stalls (excesses of over 2 ms ' +
+        'above a call\'s fastest time), best and median over the runs; "lower bound" = every call and gap at its fastest; ' +
+        'PyTorch has no such estimate: its best run, whose steps are short enough to miss the stalls',
     );
     for (const w of ours.filter((x) => x.profile)) {
       const q = w.profile;
@@ -438,8 +439,8 @@ function report(o, ours, ref, refNote, loadStart, started) {
         .map(([k, v]) => `${k} ${fmt(v)}`)
         .join(', ');
       console.log(
-        `  ${w.name.padEnd(10)} ${fmt(q.stallFreeMs)} ms = kernels ${fmt(q.kernelMs)} + between ${fmt(q.betweenMs)} (${q.callsPerStep} calls, ${q.stepsUsed} runs)` +
-          `${p ? `; PyTorch best run ${fmt(p.best)} ms (ratio ${(p.best / q.stallFreeMs).toFixed(2)})` : ''}; top: ${top}`,
+        `  ${w.name.padEnd(10)} clipped ${fmt(q.clippedMs)} ms (median ${fmt(q.clippedMedianMs)}), best run ${fmt(q.bestObservedMs)}, lower bound ${fmt(q.stallFreeMs)} = kernels ${fmt(q.kernelMs)} + between ${fmt(q.betweenMs)} (${q.callsPerStep} calls, ${q.stepsUsed} runs)` +
+          `${p ? `; PyTorch best run ${fmt(p.best)} ms (ratio ${(p.best / q.clippedMs).toFixed(2)})` : ''}; top: ${top}`,
       );
     }
   }

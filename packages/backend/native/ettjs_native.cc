@@ -13,6 +13,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <cmath>
@@ -54,18 +55,30 @@ class FlushDenormals {
 // ---------------------------------------------------------------------------------------------
 // Thread pool: `threads - 1` workers plus the calling thread. run(tasks, fn) calls fn(i) for
 // i < tasks, spread over the threads, and returns when all are done.
+//
+// A training step calls the pool about 1 500 times, a few microseconds of JavaScript apart. Waking a
+// worker sleeping on a condition variable (a futex, then the hypervisor waking an idle vCPU) cost
+// tens of microseconds per call on these VMs, so after a run the workers spin for a while
+// (default 200 µs; setSpin, ETT_NATIVE_SPIN_US) watching for the next one before they
+// sleep, and the caller spins for its workers to finish before it blocks. OpenMP runtimes do the
+// same (GOMP_SPINCOUNT, KMP_BLOCKTIME). 0 turns spinning off.
+
+inline void cpu_relax() { _mm_pause(); }
 
 class Pool {
  public:
-  explicit Pool(int threads) { resize(threads); }
+  Pool(int threads, int spinMicros) { setSpin(spinMicros); resize(threads); }
   ~Pool() { stop(); }
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
+  int spin() const { return spinMicros_.load(std::memory_order_relaxed); }
+  void setSpin(int micros) { spinMicros_.store(std::max(0, std::min(micros, 100000)), std::memory_order_relaxed); }
 
   void resize(int threads) {
     stop();
     threads = std::max(1, std::min(threads, 64));
     quit_ = false;
+    quit_flag_.store(false, std::memory_order_relaxed);
     for (int t = 1; t < threads; t++) workers_.emplace_back([this] { loop(); });
   }
 
@@ -73,6 +86,7 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       quit_ = true;
+      quit_flag_.store(true, std::memory_order_relaxed);
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -93,12 +107,19 @@ class Pool {
     {
       std::lock_guard<std::mutex> lock(mu_);
       job_ = job;
-      generation_++;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    wake_.notify_all();
+    wake_.notify_all();  // no system call when every worker is spinning (no waiters)
     work(*job);
+    if (job->pending.load(std::memory_order_acquire) != 0 && spin() > 0) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin());
+      for (int i = 1; job->pending.load(std::memory_order_acquire) != 0; i++) {
+        cpu_relax();
+        if ((i & 63) == 0 && std::chrono::steady_clock::now() > until) break;
+      }
+    }
     std::unique_lock<std::mutex> lock(mu_);
-    done_.wait(lock, [&] { return job->pending == 0; });
+    done_.wait(lock, [&] { return job->pending.load(std::memory_order_acquire) == 0; });
     job_.reset();
   }
 
@@ -108,7 +129,7 @@ class Pool {
     const std::function<void(int)>* fn;
     const int tasks;
     std::atomic<int> next{0};
-    int pending;  // guarded by mu_
+    std::atomic<int> pending;
   };
 
   void work(Job& job) {
@@ -117,10 +138,11 @@ class Pool {
       (*job.fn)(i);
       finished++;
     }
-    if (finished > 0) {
+    // The last task's finisher takes the lock to notify, so a caller that has just checked `pending`
+    // under the lock and is about to wait cannot miss the notification.
+    if (finished > 0 && job.pending.fetch_sub(finished, std::memory_order_acq_rel) == finished) {
       std::lock_guard<std::mutex> lock(mu_);
-      job.pending -= finished;
-      if (job.pending == 0) done_.notify_all();
+      done_.notify_all();
     }
   }
 
@@ -128,12 +150,20 @@ class Pool {
     _mm_setcsr(_mm_getcsr() | kFlushDenormals);
     std::uint64_t seen = 0;
     for (;;) {
+      // Spin first: the next run usually starts within microseconds.
+      if (generation_.load(std::memory_order_acquire) == seen && spin() > 0) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin());
+        for (int i = 1; generation_.load(std::memory_order_acquire) == seen && !quit_flag_.load(std::memory_order_relaxed); i++) {
+          cpu_relax();
+          if ((i & 63) == 0 && std::chrono::steady_clock::now() > until) break;
+        }
+      }
       std::shared_ptr<Job> job;
       {
         std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return quit_ || generation_ != seen; });
+        wake_.wait(lock, [&] { return quit_ || generation_.load(std::memory_order_relaxed) != seen; });
         if (quit_) return;
-        seen = generation_;
+        seen = generation_.load(std::memory_order_relaxed);
         job = job_;
       }
       if (job) work(*job);
@@ -144,8 +174,10 @@ class Pool {
   std::mutex mu_;
   std::condition_variable wake_, done_;
   std::shared_ptr<Job> job_;  // the current run, guarded by mu_
-  std::uint64_t generation_ = 0;
-  bool quit_ = false;
+  std::atomic<std::uint64_t> generation_{0};  // written under mu_, read while spinning without it
+  bool quit_ = false;                          // guarded by mu_
+  std::atomic<bool> quit_flag_{false};         // quit_, for the spin loop
+  std::atomic<int> spinMicros_{0};
 };
 
 // One pool per process, shared by every Node environment (main thread, workers) that loads the
@@ -1241,6 +1273,21 @@ napi_value SetScratchLimit(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// setSpin(micros) -> the previous spin time of the pool (see Pool).
+napi_value SetSpin(napi_env env, napi_callback_info info) {
+  std::size_t argc = 1;
+  napi_value argv[1];
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  std::int64_t n = 0;
+  if (argc != 1 || !get_ints(env, argv, 0, 1, &n)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  const int previous = pool->spin();
+  pool->setSpin(static_cast<int>(std::min<std::int64_t>(n, 100000)));
+  napi_value out;
+  NAPI_CALL(env, napi_create_int32(env, previous, &out));
+  return out;
+}
+
 napi_value Threads(napi_env env, napi_callback_info) {
   napi_value out;
   NAPI_CALL(env, napi_create_int32(env, pool->size(), &out));
@@ -1266,7 +1313,7 @@ napi_value Init(napi_env env, napi_value exports) {
     std::lock_guard<std::mutex> lock(calls);
     if (pool == nullptr) {
       const unsigned hw = std::thread::hardware_concurrency();
-      pool = new Pool(hw == 0 ? 1 : static_cast<int>(hw));
+      pool = new Pool(hw == 0 ? 1 : static_cast<int>(hw), 200);
     }
     environments++;
   }
@@ -1282,6 +1329,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setScratchLimit", nullptr, SetScratchLimit, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"setSpin", nullptr, SetSpin, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"threads", nullptr, Threads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"isa", nullptr, Isa, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
   };

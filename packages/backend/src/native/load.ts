@@ -71,6 +71,11 @@ export interface NativeAddon {
     bc2Sqrt: number,
   ): void;
   setThreads(n: number): number;
+  /**
+   * How long (µs, default 200, at most 100 000) the pool's threads spin for the next job before they
+   * sleep, and the caller for its workers before it blocks; 0 never spins. Returns the previous value.
+   */
+  setSpin(micros: number): number;
   /** Caps the im2col buffer (floats, default 2^24); bigger convolutions run in row chunks. Returns the previous cap. */
   setScratchLimit(floats: number): number;
   threads(): number;
@@ -173,6 +178,8 @@ function load(env: Record<string, string | undefined>): { addon: NativeAddon | n
     const addon = createRequire(import.meta.url)(file) as NativeAddon;
     const threadsEnv = Number(env['ETT_NATIVE_THREADS']);
     if (Number.isInteger(threadsEnv) && threadsEnv >= 1) addon.setThreads(threadsEnv);
+    const spinEnv = env['ETT_NATIVE_SPIN_US']?.trim();
+    if (spinEnv != null && spinEnv !== '' && Number.isInteger(Number(spinEnv)) && Number(spinEnv) >= 0) addon.setSpin(Number(spinEnv));
     return { addon, status: { loaded: true, isa: addon.isa(), threads: addon.threads(), detail: file } };
   } catch (err) {
     return none(`${file} failed to load (${(err as Error).message.split('\n')[0]}); using the wasm kernels`);
@@ -182,7 +189,7 @@ function load(env: Record<string, string | undefined>): { addon: NativeAddon | n
 /**
  * The native kernels, loaded once per process (later calls return the same result; `env` is read
  * on the first call only). Set ETT_NATIVE=0 to keep them off, ETT_NATIVE_THREADS to size their pool
- * (default: the logical cores), ETT_NATIVE_ISA=avx2 to load the AVX2 build on an AVX-512 CPU.
+ * (default: the logical cores), ETT_NATIVE_SPIN_US for how long its threads spin between jobs, ETT_NATIVE_ISA=avx2 to load the AVX2 build on an AVX-512 CPU.
  */
 export function loadNative(env: Record<string, string | undefined> = process.env): { addon: NativeAddon | null; status: NativeStatus } {
   const g = globalThis as WithNative;

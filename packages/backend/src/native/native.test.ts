@@ -34,10 +34,14 @@ it('loadNative reports the same result on every call', () => {
   else expect(status.detail.length).toBeGreaterThan(10);
 });
 
-it('runs thousands of back-to-back pool jobs of changing sizes, each task exactly once', () => {
+// Spin 0: workers always sleep on the condition variable; 1 µs: the spin runs out between most jobs
+// (the spin-then-sleep hand-over); 200 µs (the default): workers catch the next job while spinning.
+it.each([0, 1, 200])('runs thousands of back-to-back pool jobs of changing sizes, each task exactly once (spin %i µs)', (spin) => {
   const addon = loadNative().addon;
   if (addon == null) return; // nothing native on this machine: the JS kernels have their own tests
   addon.setThreads(Math.max(2, os.availableParallelism()));
+  const previousSpin = addon.setSpin(spin);
+  expect(addon.setSpin(spin)).toBe(spin);
   // A GroupNorm forward with B samples is B pool tasks; dy = 1 backward sums into dbeta[c] = B·H·W
   // exactly, so a task run twice (or skipped) shows in dbeta. Sizes alternate so that a stale
   // worker's index of one run is a valid index of the next (the race this guards against).
@@ -56,6 +60,7 @@ it('runs thousands of back-to-back pool jobs of changing sizes, each task exactl
     for (let k = 0; k < c; k++)
       if (heap[db + k] !== b * h * w) expect.fail(`round ${round}: dbeta[${k}] = ${heap[db + k]}, expected ${b * h * w}`);
   }
+  addon.setSpin(previousSpin);
 });
 
 it('picks the best build the CPU runs, or the one ETT_NATIVE_ISA names, and says why not', () => {
