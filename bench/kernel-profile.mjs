@@ -55,8 +55,8 @@ export function mark() {
  *   the VM's sub-millisecond blips) and drops the stalls: where a run was stall-free, its wall time
  *   was within a few percent of the best clipped step. A pause of the process itself longer than
  *   `clipMs` (a major GC) is clipped too, so quote it with the best observed step;
- * - `byKernel`: summed minimum durations per kernel name; `top`: the costliest call sites (kernel
- *   and input shapes) with their count per step.
+ * - `byKernel`: summed minimum durations per kernel name, `callsByKernel` its calls per step;
+ *   `top`: the 40 costliest call sites (kernel and input shapes) with their count per step.
  */
 export function report(skip = 1, clipMs = 2) {
   const steps = [];
@@ -78,6 +78,7 @@ export function report(skip = 1, clipMs = 2) {
   });
   const bySite = new Map();
   const byKernel = new Map();
+  const callsByKernel = new Map();
   labels.forEach((label, j) => {
     const site = bySite.get(label) ?? { calls: 0, ms: 0 };
     site.calls++;
@@ -85,6 +86,7 @@ export function report(skip = 1, clipMs = 2) {
     bySite.set(label, site);
     const name = label.split(' ')[0];
     byKernel.set(name, (byKernel.get(name) ?? 0) + minKernel[j]);
+    callsByKernel.set(name, (callsByKernel.get(name) ?? 0) + 1);
   });
   const round = (x) => Math.round(x * 10) / 10;
   const median = (xs) => {
@@ -110,9 +112,10 @@ export function report(skip = 1, clipMs = 2) {
         .slice(0, 20)
         .map(([n, v]) => [n, round(v)]),
     ),
+    callsByKernel: Object.fromEntries([...callsByKernel].sort((a, b) => b[1] - a[1])),
     top: [...bySite]
       .sort((a, b) => b[1].ms - a[1].ms)
-      .slice(0, 25)
+      .slice(0, 40)
       .map(([site, { calls, ms }]) => ({
         site: site.length > 100 ? `${site.slice(0, 97)}...` : site,
         calls,

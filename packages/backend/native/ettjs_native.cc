@@ -425,6 +425,17 @@ void direct_tile(const Direct& d, const float* __restrict xpad, const float* __r
   }
 }
 
+// The last `rem` (< R) pixels of a row as one tile of `rem` pixels: pixel by pixel, each tile is a
+// chain of dependent FMAs (latency-bound, 4-8× slower), which made a 6-pixel-wide row (PatchGAN's
+// last conv) cost as much as a 48-pixel one.
+template <int NV, int R>
+void direct_tail(const Direct& d, const float* xpad, const float* w, float* y, int b, int oy, int ox, int rem) {
+  if constexpr (R >= 1) {
+    if (rem == R) direct_tile<NV, R>(d, xpad, w, y, b, oy, ox);
+    else direct_tail<NV, R - 1>(d, xpad, w, y, b, oy, ox, rem);
+  }
+}
+
 template <int NV>
 void direct_rows(const Direct& d, const float* xpad, const float* w, float* y) {
   pool->run(d.batch * d.outH, [&](int row) {
@@ -432,7 +443,7 @@ void direct_rows(const Direct& d, const float* xpad, const float* w, float* y) {
     int ox = 0;
     constexpr int R = tile_pixels<NV>();
     for (; ox + R <= d.outW; ox += R) direct_tile<NV, R>(d, xpad, w, y, b, oy, ox);
-    for (; ox < d.outW; ox++) direct_tile<NV, 1>(d, xpad, w, y, b, oy, ox);
+    if (ox < d.outW) direct_tail<NV, R - 1>(d, xpad, w, y, b, oy, ox, d.outW - ox);
   });
 }
 
@@ -1029,6 +1040,59 @@ void binary(const float* big, const float* small, float* out, std::int64_t n, st
   }
 }
 
+// out[i0, i1, i2, i3] = a[Σ i·sa] op b[Σ i·sb]: broadcasting in general, over dims collapsed to four
+// in JavaScript (leading 1s; a stride is 0 where that operand broadcasts). The innermost dimension
+// is contiguous in each operand or broadcast, so each output row is one vectorized span.
+template <int Op>
+void broadcast_binary(const float* a, const float* b, float* out, const std::int64_t* d, const std::int64_t* sa, const std::int64_t* sb) {
+  const std::int64_t inner = d[3];
+  parallel_range(d[0] * d[1] * d[2] * inner, inner, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / inner; r < hi / inner; r++) {
+      const std::int64_t i2 = r % d[2], i1 = (r / d[2]) % d[1], i0 = r / (d[2] * d[1]);
+      const float* pa = a + i0 * sa[0] + i1 * sa[1] + i2 * sa[2];
+      const float* pb = b + i0 * sb[0] + i1 * sb[1] + i2 * sb[2];
+      float* po = out + r * inner;
+      if (sa[3] == 0 && sb[3] == 0) binary_span<Op, true, true>(pa, pb, po, 0, inner);
+      else if (sa[3] == 0) binary_span<Op, true, false>(pa, pb, po, 0, inner);
+      else if (sb[3] == 0) binary_span<Op, false, true>(pa, pb, po, 0, inner);
+      else binary_span<Op, false, false>(pa, pb, po, 0, inner);
+    }
+  });
+}
+
+// AvgPoolGrad with tfjs's semantics: dx[b, iy, ix, c] = Σ over the windows (oy, ox) that cover
+// (iy, ix) of dy[b, oy, ox, c] / (fh·fw) (the full window size also where 'same' padding cut the
+// window). Gathered per input pixel, so no two threads write one element. tfjs-backend-wasm's kernel
+// took 19 ns per element (0.6 ms for the structural loss's [8, 30, 30, 3] box filter).
+void avg_pool_grad(const float* dy, float* dx, int batch, int ch, int inH, int inW, int outH, int outW, int sh, int sw, int fh, int fw,
+                   int top, int left) {
+  const float scale = 1.0f / float(fh * fw);
+  // Output windows o with o·s − pad ≤ i ≤ o·s − pad + f − 1, within [0, out).
+  auto first = [](int i, int pad, int f, int s) { const int lo = i + pad - f + 1; return lo <= 0 ? 0 : (lo + s - 1) / s; };
+  auto last = [](int i, int pad, int s, int out) { return std::min(out - 1, (i + pad) / s); };
+  auto rows = [&](int row) {
+    const int b = row / inH, iy = row % inH;
+    const int oy0 = first(iy, top, fh, sh), oy1 = last(iy, top, sh, outH);
+    float* out = dx + (std::int64_t(b) * inH + iy) * inW * ch;
+    for (int ix = 0; ix < inW; ix++) {
+      const int ox0 = first(ix, left, fw, sw), ox1 = last(ix, left, sw, outW);
+      float* o = out + std::int64_t(ix) * ch;
+      for (int c = 0; c < ch; c++) o[c] = 0.0f;
+      for (int oy = oy0; oy <= oy1; oy++)
+        for (int ox = ox0; ox <= ox1; ox++) {
+          const float* g = dy + ((std::int64_t(b) * outH + oy) * outW + ox) * ch;
+          for (int c = 0; c < ch; c++) o[c] += g[c];
+        }
+      for (int c = 0; c < ch; c++) o[c] *= scale;
+    }
+  };
+  if (std::int64_t(batch) * inH * inW * ch < kParallelElements) {
+    for (int row = 0; row < batch * inH; row++) rows(row);
+  } else {
+    pool->run(batch * inH, rows);
+  }
+}
+
 // exp over float32, vectorized: exp_approx where the result is a normal float, 0 below (a
 // denormal, which these kernels flush anyway), +inf above, NaN for NaN.
 void exp_span(const float* __restrict x, float* __restrict out, std::int64_t lo, std::int64_t hi) {
@@ -1206,6 +1270,65 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// broadcast(op, heap, a, b, out, d0..d3, sa0..sa3, sb0..sb3): out = a op b (see broadcast_binary).
+napi_value Broadcast(napi_env env, napi_callback_info info) {
+  napi_value argv[17];
+  if (!get_args(env, info, 17, argv, "broadcast")) return nullptr;
+  std::int64_t op, o[3], d[4], sa[4], sb[4];
+  float* heap;
+  std::size_t length;
+  if (!get_ints(env, argv, 0, 1, &op) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 3, o) ||
+      !get_ints(env, argv, 5, 4, d) || !get_ints(env, argv, 9, 4, sa) || !get_ints(env, argv, 13, 4, sb))
+    return nullptr;
+  bool ok = op >= 0 && op <= 3;
+  std::int64_t n = 1, lastA = 0, lastB = 0;
+  for (int k = 0; k < 4; k++) {
+    ok = ok && d[k] >= 1 && sa[k] >= 0 && sb[k] >= 0;
+    n *= d[k];
+    lastA += (d[k] - 1) * sa[k];
+    lastB += (d[k] - 1) * sb[k];
+  }
+  ok = ok && (sa[3] == 0 || sa[3] == 1) && (sb[3] == 0 || sb[3] == 1);
+  if (!ok) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid broadcast arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], lastA + 1) || !in_heap(env, length, o[1], lastB + 1) || !in_heap(env, length, o[2], n)) return nullptr;
+  const float *a = heap + o[0], *b = heap + o[1];
+  float* out = heap + o[2];
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  if (op == kAdd) broadcast_binary<kAdd>(a, b, out, d, sa, sb);
+  else if (op == kSub) broadcast_binary<kSub>(a, b, out, d, sa, sb);
+  else if (op == kMul) broadcast_binary<kMul>(a, b, out, d, sa, sb);
+  else broadcast_binary<kDiv>(a, b, out, d, sa, sb);
+  return nullptr;
+}
+
+// avgPoolGrad(heap, dy, dx, batch, channels, inH, inW, outH, outW, strideH, strideW, filterH, filterW, padTop, padLeft).
+napi_value AvgPoolGrad(napi_env env, napi_callback_info info) {
+  napi_value argv[15];
+  if (!get_args(env, info, 15, argv, "avgPoolGrad")) return nullptr;
+  std::int64_t o[2], v[12];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 2, o) || !get_ints(env, argv, 3, 12, v)) return nullptr;
+  const std::int64_t batch = v[0], ch = v[1], inH = v[2], inW = v[3], outH = v[4], outW = v[5];
+  bool ok = true;
+  for (int k = 0; k < 10; k++) ok = ok && v[k] >= 1 && v[k] <= (std::int64_t(1) << 30);
+  ok = ok && v[10] >= 0 && v[11] >= 0 && v[10] < v[8] && v[11] < v[9];
+  if (!ok) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid avgPoolGrad arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], batch * outH * outW * ch) || !in_heap(env, length, o[1], batch * inH * inW * ch)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  avg_pool_grad(heap + o[0], heap + o[1], int(batch), int(ch), int(inH), int(inW), int(outH), int(outW), int(v[6]), int(v[7]), int(v[8]),
+                int(v[9]), int(v[10]), int(v[11]));
+  return nullptr;
+}
+
 // exp(heap, x, out, n): out[i] = e^x[i].
 napi_value Exp(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -1324,6 +1447,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"broadcast", nullptr, Broadcast, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -51,6 +51,32 @@ export interface NativeAddon {
    * add, 1 sub, 2 mul, 3 div; m divides n (m = n elementwise, m = 1 a scalar).
    */
   binary(op: 0 | 1 | 2 | 3, heap: Float32Array, big: number, small: number, out: number, n: number, m: number, smallFirst: 0 | 1): void;
+  /**
+   * out[i0..i3] = a[Σ i·stridesA] op b[Σ i·stridesB] over four dimensions (op as `binary`); each
+   * operand's innermost stride is 0 (broadcast) or 1.
+   */
+  broadcast(op: 0 | 1 | 2 | 3, heap: Float32Array, a: number, b: number, out: number, ...dimsThenStrides: number[]): void;
+  /**
+   * tfjs's AvgPoolGrad over NHWC float32 (dx = each dy element spread over its window, divided by
+   * filterH·filterW); dilation 1.
+   */
+  avgPoolGrad(
+    heap: Float32Array,
+    dy: number,
+    dx: number,
+    batch: number,
+    channels: number,
+    inH: number,
+    inW: number,
+    outH: number,
+    outW: number,
+    strideH: number,
+    strideW: number,
+    filterH: number,
+    filterW: number,
+    padTop: number,
+    padLeft: number,
+  ): void;
   /** out[i] = e^x[i] for i < n (relative error about 2e-7; 0 where the result would be denormal). */
   exp(heap: Float32Array, x: number, out: number, n: number): void;
   /** out[c] = Σ_r x[r, c] when leading = 1, else out[r] = Σ_c x[r, c]; double accumulation. */

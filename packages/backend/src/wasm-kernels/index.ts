@@ -10,6 +10,7 @@ import {
   nativeBatchMatMul,
   nativeBinary,
   nativeConv2D,
+  nativeAvgPoolGrad,
   nativeExp,
   nativeConv2DBackpropFilter,
   nativeConv2DBackpropInput,
@@ -35,6 +36,7 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.RealDiv]: 'as Add',
   [tf.Exp]: 'scalar libm exp on one thread (4 ns per element); native vectorized exp (relative error ~2e-7) with threads, else stock',
   [tf.Sum]: 'one thread, float accumulation; native over leading or trailing axes (double accumulation, threads), else stock',
+  [tf.AvgPoolGrad]: 'one scalar thread, 19 ns per element; native, gathered per input pixel on threads, else stock',
   [tf.Identity]:
     'stock copies the tensor, and the gradient tape clones every saved tensor with it; shares the memory (tensors are immutable)',
   [tf.Cast]: 'stock copies even when the dtype does not change; then shares the memory as Identity',
@@ -89,6 +91,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockCast = tf.getKernel(tf.Cast, 'wasm');
   const stockExp = tf.getKernel(tf.Exp, 'wasm');
   const stockGather = tf.getKernel(tf.GatherV2, 'wasm');
+  const stockAvgPoolGrad = tf.getKernel(tf.AvgPoolGrad, 'wasm');
   if (
     stockMatMul == null ||
     stockConv == null ||
@@ -98,6 +101,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     stockCast == null ||
     stockExp == null ||
     stockGather == null ||
+    stockAvgPoolGrad == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
     throw new Error(
@@ -115,6 +119,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     { ...stockSum, kernelFunc: nativeSum(stockSum.kernelFunc) },
     { ...stockExp, kernelFunc: nativeExp(stockExp.kernelFunc) },
     { ...stockGather, kernelFunc: gatherRows(stockGather.kernelFunc) },
+    { ...stockAvgPoolGrad, kernelFunc: nativeAvgPoolGrad(stockAvgPoolGrad.kernelFunc) },
     wasmKernel(tf.Identity, identityShared as unknown as tf.KernelFunc),
     { ...stockCast, kernelFunc: castShared(stockCast.kernelFunc) },
     wasmKernel(tf.Slice, sliceFromView(stockSlice.kernelFunc)),
@@ -131,7 +136,16 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
   if (running != null) {
-    for (const k of [stockMatMul, stockConv, stockSum, stockExp, stockCast, stockGather, ...stockBinary.map(([, s]) => s!)])
+    for (const k of [
+      stockMatMul,
+      stockConv,
+      stockSum,
+      stockExp,
+      stockCast,
+      stockGather,
+      stockAvgPoolGrad,
+      ...stockBinary.map(([, s]) => s!),
+    ])
       k.setupFunc?.(running);
   }
   g[KEY] = [...configs.map((c) => c.kernelName), fused[0]!, fused.at(-1)!];

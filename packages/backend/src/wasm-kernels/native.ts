@@ -256,9 +256,53 @@ function isTrailing(small: readonly number[], big: readonly number[]): boolean {
 }
 
 /**
- * Add, Sub, Multiply or RealDiv of two float32 tensors on the addon, where one operand broadcasts
- * as the other's trailing dimensions (same shape, a scalar, a bias over channels); every other case
- * (int32, broadcasting both ways, size 0) runs `fallback`.
+ * A broadcast of `a` and `b` to `out` as at most four dimensions, for the addon's `broadcast`: the
+ * output's dimensions of size 1 dropped, neighbours that broadcast the same way merged, leading 1s
+ * added; each operand's strides are 0 where it broadcasts. Null when more than four remain.
+ */
+export function collapseBroadcast(
+  a: readonly number[],
+  b: readonly number[],
+  out: readonly number[],
+): { dims: number[]; stridesA: number[]; stridesB: number[] } | null {
+  const r = out.length;
+  const at = (shape: readonly number[], i: number) => shape[i - (r - shape.length)] ?? 1;
+  const dims: number[] = [];
+  const kinds: number[] = []; // bit 0: a broadcasts here, bit 1: b does
+  for (let i = 0; i < r; i++) {
+    const d = out[i]!;
+    if (d === 1) continue;
+    const kind = (at(a, i) === 1 ? 1 : 0) | (at(b, i) === 1 ? 2 : 0);
+    if (kinds.length > 0 && kinds.at(-1) === kind) dims[dims.length - 1]! *= d;
+    else {
+      dims.push(d);
+      kinds.push(kind);
+    }
+  }
+  if (dims.length > 4) return null;
+  while (dims.length < 4) {
+    dims.unshift(1);
+    kinds.unshift(3);
+  }
+  const strides = (bit: number) => {
+    const s = [0, 0, 0, 0];
+    let step = 1;
+    for (let i = 3; i >= 0; i--) {
+      if ((kinds[i]! & bit) === 0) {
+        s[i] = step;
+        step *= dims[i]!;
+      }
+    }
+    return s;
+  };
+  return { dims, stridesA: strides(1), stridesB: strides(2) };
+}
+
+/**
+ * Add, Sub, Multiply or RealDiv of two float32 tensors on the addon: one operand the other's
+ * trailing dimensions (same shape, a scalar, a bias over channels) as one split loop, any other
+ * broadcast (a row scale [n, 1], an attention mask [b, 1, t, t]) as rows of at most four collapsed
+ * dimensions. int32, size 0 and broadcasts of more than four collapsed dimensions run `fallback`.
  */
 export function nativeBinary(kernelName: keyof typeof BINARY_OPS, fallback: tf.KernelFunc): tf.KernelFunc {
   const op = BINARY_OPS[kernelName];
@@ -275,10 +319,26 @@ export function nativeBinary(kernelName: keyof typeof BINARY_OPS, fallback: tf.K
     const sb = tf.util.sizeFromShape(b.shape);
     if (n === 0) return fallback(args);
     const aBig = sa === n && isTrailing(b.shape, a.shape);
-    if (!aBig && !(sb === n && isTrailing(a.shape, b.shape))) return fallback(args);
-    const [big, small] = aBig ? [a, b] : [b, a];
+    if (aBig || (sb === n && isTrailing(a.shape, b.shape))) {
+      const [big, small] = aBig ? [a, b] : [b, a];
+      const out = backend.makeOutput(outShape, 'float32');
+      addon.binary(
+        op,
+        heapF32(backend),
+        offset(backend, big),
+        offset(backend, small),
+        offset(backend, out),
+        n,
+        aBig ? sb : sa,
+        aBig ? 0 : 1,
+      );
+      return out;
+    }
+    const collapsed = typeof addon.broadcast === 'function' ? collapseBroadcast(a.shape, b.shape, outShape) : null;
+    if (collapsed == null) return fallback(args);
+    const { dims, stridesA, stridesB } = collapsed;
     const out = backend.makeOutput(outShape, 'float32');
-    addon.binary(op, heapF32(backend), offset(backend, big), offset(backend, small), offset(backend, out), n, aBig ? sb : sa, aBig ? 0 : 1);
+    addon.broadcast(op, heapF32(backend), offset(backend, a), offset(backend, b), offset(backend, out), ...dims, ...stridesA, ...stridesB);
     return out;
   };
 }
@@ -350,5 +410,43 @@ export function nativeExp(fallback: tf.KernelFunc): tf.KernelFunc {
     const out = backend.makeOutput(x.shape, 'float32');
     addon.exp(heapF32(backend), offset(backend, x), offset(backend, out), n);
     return out;
+  };
+}
+
+/**
+ * AvgPoolGrad of float32 NHWC tensors on the addon, with tfjs's semantics (every window's share is
+ * dy / (filterH·filterW), also where 'same' padding cut the window); other dtypes run `fallback`.
+ */
+export function nativeAvgPoolGrad(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const dy = args.inputs['dy'] as tf.TensorInfo;
+    const input = args.inputs['input'] as tf.TensorInfo;
+    if (addon == null || backend == null || typeof addon.avgPoolGrad !== 'function' || dy.dtype !== 'float32' || input.dtype !== 'float32')
+      return fallback(args);
+    const { filterSize, strides, pad } = args.attrs as unknown as tf.AvgPoolGradAttrs;
+    const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad);
+    if (tf.util.sizeFromShape(input.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0 || info.padInfo.top < 0 || info.padInfo.left < 0)
+      return fallback(args);
+    const dx = backend.makeOutput(input.shape, 'float32');
+    addon.avgPoolGrad(
+      heapF32(backend),
+      offset(backend, dy),
+      offset(backend, dx),
+      info.batchSize,
+      info.inChannels,
+      info.inHeight,
+      info.inWidth,
+      info.outHeight,
+      info.outWidth,
+      info.strideHeight,
+      info.strideWidth,
+      info.filterHeight,
+      info.filterWidth,
+      info.padInfo.top,
+      info.padInfo.left,
+    );
+    return dx;
   };
 }

@@ -44,13 +44,15 @@ const CONV_CASES: ConvCase[] = [];
 for (const s of [1, 2])
   for (const k of [1, 3, 4]) for (const pad of ['same', 'valid'] as const) CONV_CASES.push({ b: 2, h: 7, w: 6, ci: 3, co: 4, k, s, pad });
 // Stride 1 with 16-64 channels: the native direct convolutions (tiles of 8 or 4 pixels and 8 input
-// channels, with remainders; 4×4 'same' pads one pixel more at the bottom and right than at the top).
+// channels, with remainders as narrower tiles; 4×4 'same' pads one pixel more at the bottom and right than at the top).
 CONV_CASES.push(
   { b: 2, h: 7, w: 6, ci: 5, co: 16, k: 3, s: 1, pad: 'same' },
   { b: 1, h: 9, w: 10, ci: 16, co: 32, k: 3, s: 1, pad: 'valid' },
   { b: 2, h: 6, w: 5, ci: 8, co: 16, k: 4, s: 1, pad: 'same' },
   { b: 2, h: 6, w: 11, ci: 17, co: 48, k: 2, s: 1, pad: 'same' },
   { b: 1, h: 5, w: 9, ci: 64, co: 64, k: 3, s: 1, pad: 'same' },
+  // PatchGAN's last conv: one output channel, rows of 6 pixels (one tail tile, no full one)
+  { b: 2, h: 9, w: 9, ci: 64, co: 1, k: 4, s: 1, pad: 'valid' },
 );
 
 describe('wasm backend with threads', () => {
@@ -96,7 +98,7 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const counted = countingAddon(['gemm', 'conv2d', 'binary', 'sum', 'exp']);
+const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'exp', 'avgPoolGrad']);
 const nativeCalls = counted.calls;
 const KERNEL_PATHS = [
   { path: 'native', addon: counted.addon },
@@ -325,33 +327,40 @@ function broadcastRef(a: Float32Array, as: number[], b: Float32Array, bs: number
   }
   return { out, shape: os };
 }
-const BROADCASTS: [number[], number[], boolean][] = [
-  // [a shape, b shape, runs natively]
-  [[3, 5, 7], [3, 5, 7], true],
-  [[4, 6, 8, 16], [16], true], // a conv bias
-  [[16], [4, 6, 8, 16], true], // the small operand first (sub, div: order matters)
-  [[], [5, 7], true],
-  [[5, 7], [1, 1], true],
-  [[1, 7], [5, 7], true],
-  [[70, 600], [600], true], // 42 000 elements: split over the threads
-  [[2, 150, 128], [2, 150, 128], true],
-  [[5, 1], [1, 7], false], // both broadcast: the stock kernel
-  [[5, 7], [5, 1], false], // a broadcast that is not trailing
+const BROADCASTS: [number[], number[], 'binary' | 'broadcast' | 'stock'][] = [
+  // [a shape, b shape, the path that runs it natively]
+  [[3, 5, 7], [3, 5, 7], 'binary'],
+  [[4, 6, 8, 16], [16], 'binary'], // a conv bias
+  [[16], [4, 6, 8, 16], 'binary'], // the small operand first (sub, div: order matters)
+  [[], [5, 7], 'binary'],
+  [[5, 7], [1, 1], 'binary'],
+  [[1, 7], [5, 7], 'binary'],
+  [[70, 600], [600], 'binary'], // 42 000 elements: split over the threads
+  [[2, 150, 128], [2, 150, 128], 'binary'],
+  [[5, 7], [5, 1], 'broadcast'], // a row scale (RMSNorm, softmax)
+  [[5, 1], [1, 7], 'broadcast'], // both broadcast: an outer sum
+  [[8, 4, 9, 9], [8, 1, 9, 9], 'broadcast'], // an attention mask over the heads
+  [[8, 4, 9, 1], [8, 4, 9, 9], 'broadcast'], // the small operand first
+  [[2, 3, 1, 5], [2, 1, 4, 1], 'broadcast'], // four collapsed dimensions, alternating
+  [[300, 200], [300, 1], 'broadcast'], // 60 000 elements: rows split over the threads
+  [[3, 1, 5, 1, 7], [1, 4, 1, 6, 1], 'stock'], // five collapsed dimensions
 ];
 
 describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({ path, addon }) => {
   useKernelPath(path, addon, 'binary');
-  it.each(BINARY)('%s: same shapes, scalars, trailing broadcasts either side, and the stock fallbacks', async (_name, op, f) => {
-    for (const [i, [as, bs, native]] of BROADCASTS.entries()) {
+  it.each(BINARY)('%s: same shapes, scalars, broadcasts either side, and the stock fallbacks', async (_name, op, f) => {
+    for (const [i, [as, bs, runs]] of BROADCASTS.entries()) {
       const a = randn(size(as), 40 + i);
       const b = Float32Array.from(randn(size(bs), 60 + i), (v) => (f(6, 3) === 2 ? 0.5 + Math.abs(v) : v)); // divisors away from 0
-      const before = nativeCalls.binary;
+      const before = { binary: nativeCalls.binary, broadcast: nativeCalls.broadcast };
       const [got] = await on('wasm', () => [op(tf.tensor(a, as), tf.tensor(b, bs))]);
       const ref = broadcastRef(a, as, b, bs, f);
       expect(got!.length, `${as} op ${bs}`).toBe(ref.out.length);
       expectClose(got!, ref.out, 1e-6);
-      if (path === 'native' && loadNative().addon != null)
-        expect(nativeCalls.binary - before, `${as} op ${bs} native`).toBe(native ? 1 : 0);
+      if (path === 'native' && loadNative().addon != null) {
+        expect(nativeCalls.binary - before.binary, `${as} op ${bs} on binary`).toBe(runs === 'binary' ? 1 : 0);
+        expect(nativeCalls.broadcast - before.broadcast, `${as} op ${bs} on broadcast`).toBe(runs === 'broadcast' ? 1 : 0);
+      }
     }
   });
 
@@ -459,6 +468,42 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
       Array.from({ length: b.length }, (_, j) => fd(1, j)),
       1e-4,
     );
+  });
+});
+
+// AvgPoolGrad with tfjs's semantics: each dy element spread over its window's input pixels, divided
+// by the full window size (tfjs 4.22 does so also where 'same' padding cut the window, on cpu and
+// wasm alike; for 'valid' it is the exact gradient of avgPool).
+const AVG_POOL_CASES: { b: number; h: number; w: number; ch: number; f: number; s: number; pad: 'valid' | 'same' }[] = [
+  { b: 8, h: 32, w: 32, ch: 3, f: 3, s: 1, pad: 'valid' }, // the structural loss's box filter, threaded
+  { b: 2, h: 9, w: 7, ch: 3, f: 2, s: 2, pad: 'valid' }, // its 2x downsampling, odd sizes
+  { b: 2, h: 7, w: 6, ch: 5, f: 3, s: 2, pad: 'same' },
+  { b: 1, h: 5, w: 8, ch: 2, f: 2, s: 1, pad: 'same' },
+];
+describe.each(KERNEL_PATHS)('avg pool gradient, $path kernels', ({ path, addon }) => {
+  useKernelPath(path, addon, 'avgPoolGrad');
+  it.each(AVG_POOL_CASES)('$f x $f / $s $pad on $b x $h x $w x $ch matches the definition and cpu', async (c) => {
+    const x = randn(c.b * c.h * c.w * c.ch, 90);
+    const info = tf.backend_util.computePool2DInfo([c.b, c.h, c.w, c.ch], c.f, c.s, 1, c.pad);
+    const [oh, ow] = [info.outHeight, info.outWidth];
+    const dy = randn(c.b * oh * ow * c.ch, 91);
+    const before = nativeCalls.avgPoolGrad;
+    const [got] = await sameOnBoth(() => {
+      const loss = (t: tf.Tensor) => tf.sum(tf.mul(tf.avgPool(t as tf.Tensor4D, c.f, c.s, c.pad), tf.tensor4d(dy, [c.b, oh, ow, c.ch])));
+      return [tf.grad(loss)(tf.tensor4d(x, [c.b, c.h, c.w, c.ch]))];
+    }, 1e-5);
+    if (path === 'native' && loadNative().addon != null) expect(nativeCalls.avgPoolGrad - before).toBe(1);
+    const want = new Float64Array(x.length);
+    const { top, left } = info.padInfo;
+    for (let n = 0; n < c.b; n++)
+      for (let oy = 0; oy < oh; oy++)
+        for (let ox = 0; ox < ow; ox++)
+          for (let k = 0; k < c.ch; k++)
+            for (let iy = oy * c.s - top; iy < oy * c.s - top + c.f; iy++)
+              for (let ix = ox * c.s - left; ix < ox * c.s - left + c.f; ix++)
+                if (iy >= 0 && iy < c.h && ix >= 0 && ix < c.w)
+                  want[((n * c.h + iy) * c.w + ix) * c.ch + k]! += dy[((n * oh + oy) * ow + ox) * c.ch + k]! / (c.f * c.f);
+    expectClose(got!, want, 1e-5);
   });
 });
 
