@@ -51,8 +51,9 @@ CONV_CASES.push(
   { b: 2, h: 6, w: 5, ci: 8, co: 16, k: 4, s: 1, pad: 'same' },
   { b: 2, h: 6, w: 11, ci: 17, co: 48, k: 2, s: 1, pad: 'same' },
   { b: 1, h: 5, w: 9, ci: 64, co: 64, k: 3, s: 1, pad: 'same' },
-  // PatchGAN's last conv: one output channel, rows of 6 pixels (one tail tile, no full one)
+  // PatchGAN's last conv: one output channel (im2col; its input gradient: direct, rows of 9 pixels)
   { b: 2, h: 9, w: 9, ci: 64, co: 1, k: 4, s: 1, pad: 'valid' },
+  { b: 2, h: 6, w: 6, ci: 8, co: 8, k: 3, s: 1, pad: 'same' }, // rows of 6 pixels: one narrower tile, no full one
 );
 
 describe('wasm backend with threads', () => {
