@@ -20,7 +20,7 @@ export interface Conv2dOptions {
 /**
  * A 2-D convolution on NHWC with PyTorch's symmetric `padding`. tfjs `'same'` pads asymmetrically
  * for even kernels (k = 4, s = 2 pads 1 before and 2 after), which is not PyTorch's padding=1, so
- * the input is padded explicitly and convolved `'valid'`. Weight `[k, k, in, out]` (tfjs layout;
+ * the padding is passed to the kernel explicitly. Weight `[k, k, in, out]` (tfjs layout;
  * PyTorch stores `[out, in, k, k]`: transpose `[2, 3, 1, 0]` to load one). Bias starts at 0.
  */
 export class Conv2d extends Module {
@@ -59,16 +59,15 @@ export class Conv2d extends Module {
     }
     return tf.tidy(() => {
       const p = this.padding;
-      const padded =
-        p > 0
-          ? tf.pad(x, [
-              [0, 0],
-              [p, p],
-              [p, p],
-              [0, 0],
-            ])
-          : x;
-      const y = tf.conv2d(padded, this.weight as tf.Tensor4D, this.stride, 'valid');
+      // The padding goes to the conv kernel (explicit padding): no padded copy of the input forward
+      // and no Slice of its gradient backward.
+      const pad: tf.backend_util.ExplicitPadding = [
+        [0, 0],
+        [p, p],
+        [p, p],
+        [0, 0],
+      ];
+      const y = tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, p > 0 ? pad : 'valid');
       return this.bias ? tf.add(y, this.bias) : y;
     });
   }

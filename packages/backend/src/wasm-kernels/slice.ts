@@ -27,13 +27,27 @@ function copyBox(backend: WasmViews, x: tf.TensorInfo, begin: number[], size: nu
     dst.set(src.subarray(offset, offset + n));
     return out;
   }
+  // Trailing dimensions the box spans whole merge into the one before them (an image's rows without
+  // their first pixel: runs of 31·3 floats, not 3), so each run is one copy.
+  const shape = [...x.shape];
+  begin = [...begin];
+  size = [...size];
+  while (shape.length > 1 && size.at(-1) === shape.at(-1)) {
+    const d = shape.pop()!;
+    size.pop();
+    begin.pop();
+    shape[shape.length - 1]! *= d;
+    size[size.length - 1]! *= d;
+    begin[begin.length - 1]! *= d;
+  }
+  const outer = tf.util.computeStrides(shape);
   // Copy runs of the innermost dimension; `index` walks the outer dimensions of the box.
   const rank = size.length;
   const inner = size[rank - 1]!;
   const index = new Array<number>(rank - 1).fill(0);
   for (let written = 0; written < n; written += inner) {
     let from = begin[rank - 1]!;
-    for (let d = 0; d < rank - 1; d++) from += (begin[d]! + index[d]!) * strides[d]!;
+    for (let d = 0; d < rank - 1; d++) from += (begin[d]! + index[d]!) * outer[d]!;
     if (inner < 16) {
       for (let i = 0; i < inner; i++) dst[written + i] = src[from + i]!;
     } else {

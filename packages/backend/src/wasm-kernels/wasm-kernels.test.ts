@@ -882,6 +882,8 @@ describe('slice and split read the heap in place', () => {
     { shape: [2, 3, 40], begin: [1, 1, 5], size: [1, 2, 30] },
     { shape: [3, 4, 5, 6], begin: [0, 1, 2, 3], size: [3, 2, 3, 2] },
     { shape: [2, 3, 2, 4, 5], begin: [1, 0, 1, 1, 0], size: [1, 3, 1, 2, 5] },
+    { shape: [2, 5, 4, 3], begin: [0, 1, 0, 0], size: [2, 4, 4, 3] }, // image rows from the second: runs of whole rows
+    { shape: [2, 5, 4, 3], begin: [0, 0, 1, 0], size: [2, 5, 3, 3] }, // columns from the second: runs of 3 pixels
   ])('slice $shape at $begin size $size matches cpu for float32, int32 and bool', async ({ shape, begin, size }) => {
     const values = Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i);
     const outs = await sameOnBoth(() => [
