@@ -405,7 +405,9 @@ void direct_tile(const Direct& d, const float* __restrict xpad, const float* __r
         vec bv[NV];
         for (int j = 0; j < NV; j++) bv[j] = loadv(wt + std::int64_t(c) * d.wStride + kLanes * j);
         for (int i = 0; i < R; i++) {
-          const vec av = vec{} + a[std::int64_t(i) * ci + c];
+          // A scalar times a vector broadcasts the scalar from memory inside the FMA ({1to16}).
+          // `vec{} + x` did not: IEEE makes 0 + x an add, then a broadcast on the FMA's port.
+          const float av = a[std::int64_t(i) * ci + c];
           for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];
         }
       }
@@ -541,7 +543,7 @@ void direct_filter_tile(const Direct& d, const float* __restrict xpad, const flo
         vec bv[NV];
         for (int j = 0; j < NV; j++) bv[j] = loadv(dr + std::int64_t(ox) * (NV * kLanes) + kLanes * j);
         for (int i = 0; i < R; i++) {
-          const vec av = vec{} + xr[std::int64_t(ox) * ci + i];
+          const float av = xr[std::int64_t(ox) * ci + i];  // broadcast in the FMA (see direct_tile)
           for (int j = 0; j < NV; j++) acc[i][j] += av * bv[j];
         }
       }
