@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -1064,6 +1065,86 @@ void broadcast_binary(const float* a, const float* b, float* out, const std::int
   });
 }
 
+// exp_approx on a vector: the same steps lane by lane (GCC vector extensions), for loops whose
+// rows are too short for the compiler to vectorize well (a 109-wide attention row kept 13 of its
+// exps scalar).
+typedef std::int32_t ivec __attribute__((vector_size(kLanes * sizeof(std::int32_t))));
+inline vec exp_vec(vec x) {
+  const vec lo = vec{} - 87.0f, hi = vec{} + 88.0f;
+  x = x < lo ? lo : x;
+  x = x > hi ? hi : x;
+  constexpr float kRound = 12582912.0f;
+  const vec n = (x * 1.44269504088896341f + kRound) - kRound;
+  vec r = x - n * 0.693359375f;
+  r = r + n * 2.12194440e-4f;
+  vec p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  const ivec bits = (__builtin_convertvector(n, ivec) + 127) << 23;
+  vec scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+// Softmax over the last axis of [rows, cols]: out = e^(x − max) / Σ e^(x − max) per row, in vectors
+// of kLanes (a row's tail through a vector padded with −inf); exp by exp_vec, 0 where x − max <
+// −87.3 (e.g. a −inf mask). NaN or +inf in a row makes the row NaN, and so does a row of only −inf
+// (0/0), as the definition gives.
+void softmax_rows(const float* x, float* out, std::int64_t rows, std::int64_t cols) {
+  const std::int64_t full = cols / kLanes * kLanes, tail = cols - full;
+  const vec ninf = vec{} - HUGE_VALF;
+  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+      const float* xr = x + r * cols;
+      float* o = out + r * cols;
+      vec last = ninf;
+      if (tail > 0) std::memcpy(&last, xr + full, sizeof(float) * tail);
+      vec mv = last;
+      ivec bad = (last != last) | (last == -ninf);
+      for (std::int64_t j = 0; j < full; j += kLanes) {
+        const vec v = loadv(xr + j);
+        mv = v > mv ? v : mv;
+        bad |= (v != v) | (v == -ninf);
+      }
+      float mx = -HUGE_VALF;
+      bool nan = false;
+      for (int l = 0; l < kLanes; l++) {
+        mx = mv[l] > mx ? mv[l] : mx;
+        nan = nan || bad[l] != 0;
+      }
+      if (nan) {
+        for (std::int64_t j = 0; j < cols; j++) o[j] = std::numeric_limits<float>::quiet_NaN();
+        continue;
+      }
+      if (mx == -HUGE_VALF) mx = 0.0f;  // every entry −inf: the sum below is 0, the row 0/0 = NaN
+      const vec cut = vec{} - 87.3365f;
+      vec acc{};
+      auto expv = [&](vec v) {
+        const vec d = v - mx;
+        const vec e = exp_vec(d);
+        return d < cut ? vec{} : e;
+      };
+      for (std::int64_t j = 0; j < full; j += kLanes) {
+        const vec e = expv(loadv(xr + j));
+        storev(o + j, e);
+        acc += e;
+      }
+      if (tail > 0) {
+        const vec e = expv(last);  // the −inf padding gives 0
+        std::memcpy(o + full, &e, sizeof(float) * tail);
+        acc += e;
+      }
+      float sum = 0.0f;
+      for (int l = 0; l < kLanes; l++) sum += acc[l];
+      const float inv = 1.0f / sum;
+      for (std::int64_t j = 0; j < cols; j++) o[j] *= inv;
+    }
+  });
+}
+
 // AvgPoolGrad with tfjs's semantics: dx[b, iy, ix, c] = Σ over the windows (oy, ox) that cover
 // (iy, ix) of dy[b, oy, ox, c] / (fh·fw) (the full window size also where 'same' padding cut the
 // window). Gathered per input pixel, so no two threads write one element. tfjs-backend-wasm's kernel
@@ -1333,6 +1414,25 @@ napi_value AvgPoolGrad(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// softmax(heap, x, out, rows, cols): softmax over the last axis.
+napi_value Softmax(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv, "softmax")) return nullptr;
+  std::int64_t o[2], d[2];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 2, o) || !get_ints(env, argv, 3, 2, d)) return nullptr;
+  if (d[0] < 1 || d[1] < 1) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid softmax arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], d[0] * d[1]) || !in_heap(env, length, o[1], d[0] * d[1])) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  softmax_rows(heap + o[0], heap + o[1], d[0], d[1]);
+  return nullptr;
+}
+
 // exp(heap, x, out, n): out[i] = e^x[i].
 napi_value Exp(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -1453,6 +1553,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"broadcast", nullptr, Broadcast, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

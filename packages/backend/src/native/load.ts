@@ -77,6 +77,8 @@ export interface NativeAddon {
     padTop: number,
     padLeft: number,
   ): void;
+  /** Softmax over the last axis of x [rows, cols] (exp relative error about 2e-7). */
+  softmax(heap: Float32Array, x: number, out: number, rows: number, cols: number): void;
   /** out[i] = e^x[i] for i < n (relative error about 2e-7; 0 where the result would be denormal). */
   exp(heap: Float32Array, x: number, out: number, n: number): void;
   /** out[c] = Σ_r x[r, c] when leading = 1, else out[r] = Σ_c x[r, c]; double accumulation. */

@@ -14,6 +14,7 @@ import {
   nativeExp,
   nativeConv2DBackpropFilter,
   nativeConv2DBackpropInput,
+  nativeSoftmax,
   nativeSum,
   setNativeAddon,
 } from './native';
@@ -37,6 +38,7 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Exp]: 'scalar libm exp on one thread (4 ns per element); native vectorized exp (relative error ~2e-7) with threads, else stock',
   [tf.Sum]: 'one thread, float accumulation; native over leading or trailing axes (double accumulation, threads), else stock',
   [tf.AvgPoolGrad]: 'one scalar thread, 19 ns per element; native, gathered per input pixel on threads, else stock',
+  [tf.Softmax]: 'XNNPACK on one thread; native over the last axis (vectorized exp, threads), else stock',
   [tf.Identity]:
     'stock copies the tensor, and the gradient tape clones every saved tensor with it; shares the memory (tensors are immutable)',
   [tf.Cast]: 'stock copies even when the dtype does not change; then shares the memory as Identity',
@@ -92,6 +94,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockExp = tf.getKernel(tf.Exp, 'wasm');
   const stockGather = tf.getKernel(tf.GatherV2, 'wasm');
   const stockAvgPoolGrad = tf.getKernel(tf.AvgPoolGrad, 'wasm');
+  const stockSoftmax = tf.getKernel(tf.Softmax, 'wasm');
   if (
     stockMatMul == null ||
     stockConv == null ||
@@ -102,6 +105,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     stockExp == null ||
     stockGather == null ||
     stockAvgPoolGrad == null ||
+    stockSoftmax == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
     throw new Error(
@@ -120,6 +124,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     { ...stockExp, kernelFunc: nativeExp(stockExp.kernelFunc) },
     { ...stockGather, kernelFunc: gatherRows(stockGather.kernelFunc) },
     { ...stockAvgPoolGrad, kernelFunc: nativeAvgPoolGrad(stockAvgPoolGrad.kernelFunc) },
+    { ...stockSoftmax, kernelFunc: nativeSoftmax(stockSoftmax.kernelFunc) },
     wasmKernel(tf.Identity, identityShared as unknown as tf.KernelFunc),
     { ...stockCast, kernelFunc: castShared(stockCast.kernelFunc) },
     wasmKernel(tf.Slice, sliceFromView(stockSlice.kernelFunc)),

@@ -450,3 +450,22 @@ export function nativeAvgPoolGrad(fallback: tf.KernelFunc): tf.KernelFunc {
     return dx;
   };
 }
+
+/** Softmax over the last axis of a float32 tensor on the addon (vectorized exp, threads); anything else runs `fallback`. */
+export function nativeSoftmax(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const addon = activeNativeAddon();
+    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const logits = args.inputs['logits'] as tf.TensorInfo;
+    const { dim } = args.attrs as unknown as { dim: number };
+    const rank = logits.shape.length;
+    const n = tf.util.sizeFromShape(logits.shape);
+    const last = rank > 0 && (dim === -1 || dim === rank - 1);
+    if (addon == null || backend == null || typeof addon.softmax !== 'function' || logits.dtype !== 'float32' || n === 0 || !last)
+      return fallback(args);
+    const cols = logits.shape[rank - 1]!;
+    const out = backend.makeOutput(logits.shape, 'float32');
+    addon.softmax(heapF32(backend), offset(backend, logits), offset(backend, out), n / cols, cols);
+    return out;
+  };
+}

@@ -99,7 +99,7 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'exp', 'avgPoolGrad']);
+const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'exp', 'avgPoolGrad', 'softmax']);
 const nativeCalls = counted.calls;
 const KERNEL_PATHS = [
   { path: 'native', addon: counted.addon },
@@ -433,6 +433,47 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
     expect(t.slice(3, 5)).toEqual([Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY]);
     expect(Number.isNaN(t[5])).toBe(true);
     expect(t.slice(6)).toEqual([1, 1]);
+  });
+
+  it('softmax over the last axis: float64 definition, masked (−inf) and huge logits, NaN and ±inf rows, split over threads', async () => {
+    const cases: { shape: number[]; fill?: (v: Float32Array) => void }[] = [
+      { shape: [8, 4, 37, 37] }, // attention rows (43 808 elements: threaded), 37 = 2·16 + 5 lanes
+      { shape: [5, 256] },
+      { shape: [3] },
+      {
+        shape: [6, 7],
+        fill: (v) => {
+          for (let j = 3; j < 7; j++) v[j] = Number.NEGATIVE_INFINITY; // row 0: causal mask
+          v[7] = 1e4; // row 1: one huge logit
+          v[14] = Number.NaN; // row 2: NaN
+          for (let j = 21; j < 28; j++) v[j] = Number.NEGATIVE_INFINITY; // row 3: all masked (0/0)
+          v[30] = Number.POSITIVE_INFINITY; // row 4: inf − inf
+          v[35] = -1e4; // row 5: one logit far below the others
+        },
+      },
+    ];
+    for (const [i, c] of cases.entries()) {
+      const x = Float32Array.from(randn(size(c.shape), 300 + i), (v) => 4 * v);
+      c.fill?.(x);
+      const before = nativeCalls.softmax;
+      const [got] = await on('wasm', () => [tf.softmax(tf.tensor(x, c.shape))]);
+      if (path === 'native' && loadNative().addon != null) expect(nativeCalls.softmax - before, `${c.shape}`).toBe(1);
+      const cols = c.shape.at(-1)!;
+      const want = new Float64Array(x.length);
+      for (let r = 0; r < x.length / cols; r++) {
+        const row = Array.from(x.subarray(r * cols, (r + 1) * cols));
+        const m = Math.max(...row);
+        const e = row.map((v) => Math.exp(v - m));
+        const z = e.reduce((a, b) => a + b, 0);
+        e.forEach((v, j) => {
+          want[r * cols + j] = v / z;
+        });
+      }
+      for (let k = 0; k < want.length; k++) {
+        if (Number.isNaN(want[k]!)) expect(got![k], `${c.shape} at ${k}`).toBeNaN();
+        else expect(Math.abs(got![k]! - want[k]!), `${c.shape} at ${k}`).toBeLessThan(1e-6 * Math.max(1, Math.abs(want[k]!)) + 1e-7);
+      }
+    }
   });
 
   it('gradients through broadcast arithmetic and sums match central differences', async () => {
