@@ -149,6 +149,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
       stockCast,
       stockGather,
       stockAvgPoolGrad,
+      stockSoftmax,
       ...stockBinary.map(([, s]) => s!),
     ])
       k.setupFunc?.(running);
