@@ -1002,6 +1002,17 @@ void parallel_range(std::int64_t n, std::int64_t unit, F fn) {
 
 enum BinaryOp { kAdd = 0, kSub = 1, kMul = 2, kDiv = 3 };
 
+// f(std::integral_constant<int, op>{}) for a validated op code 0..3 (a BinaryOp).
+template <typename F>
+void dispatch_op(std::int64_t op, F f) {
+  switch (op) {
+    case kAdd: f(std::integral_constant<int, kAdd>{}); break;
+    case kSub: f(std::integral_constant<int, kSub>{}); break;
+    case kMul: f(std::integral_constant<int, kMul>{}); break;
+    default: f(std::integral_constant<int, kDiv>{}); break;
+  }
+}
+
 template <int Op>
 inline float apply(float a, float b) {
   if (Op == kAdd) return a + b;
@@ -1348,10 +1359,7 @@ napi_value Binary(napi_env env, napi_callback_info info) {
   const bool smallFirst = d[2] != 0;
   std::lock_guard<std::mutex> lock(calls);
   FlushDenormals flush;
-  if (op == kAdd) binary<kAdd>(big, small, out, n, m, smallFirst);
-  else if (op == kSub) binary<kSub>(big, small, out, n, m, smallFirst);
-  else if (op == kMul) binary<kMul>(big, small, out, n, m, smallFirst);
-  else binary<kDiv>(big, small, out, n, m, smallFirst);
+  dispatch_op(op, [&](auto c) { binary<decltype(c)::value>(big, small, out, n, m, smallFirst); });
   return nullptr;
 }
 
@@ -1383,10 +1391,7 @@ napi_value Broadcast(napi_env env, napi_callback_info info) {
   float* out = heap + o[2];
   std::lock_guard<std::mutex> lock(calls);
   FlushDenormals flush;
-  if (op == kAdd) broadcast_binary<kAdd>(a, b, out, d, sa, sb);
-  else if (op == kSub) broadcast_binary<kSub>(a, b, out, d, sa, sb);
-  else if (op == kMul) broadcast_binary<kMul>(a, b, out, d, sa, sb);
-  else broadcast_binary<kDiv>(a, b, out, d, sa, sb);
+  dispatch_op(op, [&](auto c) { broadcast_binary<decltype(c)::value>(a, b, out, d, sa, sb); });
   return nullptr;
 }
 
