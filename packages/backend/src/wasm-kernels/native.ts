@@ -34,6 +34,16 @@ export function activeNativeAddon(): NativeAddon | null {
   return state().addon;
 }
 
+/**
+ * The active addon and the wasm backend with its heap, where the addon has the entry point `entry`
+ * and `backend` is tfjs-backend-wasm; else null (the caller's fallback runs).
+ */
+function nativeFor(backend: unknown, entry: keyof NativeAddon): { addon: NativeAddon; backend: WasmHeapBackend } | null {
+  const addon = activeNativeAddon();
+  const heap = heapBackend(backend as tf.KernelBackend);
+  return addon != null && heap != null && typeof addon[entry] === 'function' ? { addon, backend: heap } : null;
+}
+
 function heapBackend(backend: tf.KernelBackend): WasmHeapBackend | null {
   const b = backend as Partial<WasmHeapBackend>;
   return b.wasm?.HEAPU8 instanceof Uint8Array && typeof b.dataIdMap?.get === 'function' && typeof b.makeOutput === 'function'
@@ -63,12 +73,11 @@ function offset(backend: WasmHeapBackend, t: tf.TensorInfo): number {
 /** BatchMatMul on the addon's GEMM; `fallback` runs where the addon is off or the case is not covered. */
 export function nativeBatchMatMul(fallback: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'gemm');
     const a = args.inputs['a'] as tf.Tensor;
     const b = args.inputs['b'] as tf.Tensor;
-    if (addon == null || backend == null || a.dtype !== 'float32' || b.dtype !== 'float32' || a.rank < 2 || b.rank < 2)
-      return fallback(args);
+    if (native == null || a.dtype !== 'float32' || b.dtype !== 'float32' || a.rank < 2 || b.rank < 2) return fallback(args);
+    const { addon, backend } = native;
     const { transposeA, transposeB } = args.attrs as unknown as { transposeA: boolean; transposeB: boolean };
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     const batch = tf.util.sizeFromShape(outer);
@@ -153,11 +162,11 @@ function runConv(
   ) => { in0: tf.TensorInfo; in1: tf.TensorInfo; info: tf.backend_util.Conv2DInfo; outShape: number[] } | null,
 ): tf.KernelFunc {
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'conv2d');
     const attrs = args.attrs as unknown as ConvGradAttrs;
     const inputs = Object.values(args.inputs) as tf.TensorInfo[];
-    if (addon == null || backend == null || attrs.dataFormat !== 'NHWC' || inputs.some((t) => t.dtype !== 'float32')) return fallback(args);
+    if (native == null || attrs.dataFormat !== 'NHWC' || inputs.some((t) => t.dtype !== 'float32')) return fallback(args);
+    const { addon, backend } = native;
     const picked = pick(args);
     if (picked == null || tf.util.sizeFromShape(picked.outShape) === 0 || inputs.some((t) => tf.util.sizeFromShape(t.shape) === 0)) {
       return fallback(args);
@@ -218,9 +227,9 @@ export function nativeGroupNorm(
   t: { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo; dy: tf.TensorInfo | null },
   attrs: { groups: number; eps: number; activation: 'none' | 'silu' },
 ): tf.TensorInfo[] | null {
-  const addon = activeNativeAddon();
-  const backend = heapBackend(backendArg as tf.KernelBackend);
-  if (addon == null || backend == null || typeof addon.groupNorm !== 'function') return null;
+  const native = nativeFor(backendArg, 'groupNorm');
+  if (native == null) return null;
+  const { addon, backend } = native;
   const [b, h, w, c] = t.x.shape as [number, number, number, number];
   const outs =
     t.dy == null ? [backend.makeOutput(t.x.shape, 'float32')] : [t.x.shape, [c], [c]].map((s) => backend.makeOutput(s, 'float32'));
@@ -307,12 +316,11 @@ export function collapseBroadcast(
 export function nativeBinary(kernelName: keyof typeof BINARY_OPS, fallback: tf.KernelFunc): tf.KernelFunc {
   const op = BINARY_OPS[kernelName];
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'binary');
     const a = args.inputs['a'] as tf.TensorInfo;
     const b = args.inputs['b'] as tf.TensorInfo;
-    if (addon == null || backend == null || typeof addon.binary !== 'function' || a.dtype !== 'float32' || b.dtype !== 'float32')
-      return fallback(args);
+    if (native == null || a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
+    const { addon, backend } = native;
     const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
     const n = tf.util.sizeFromShape(outShape);
     const sa = tf.util.sizeFromShape(a.shape);
@@ -346,10 +354,10 @@ export function nativeBinary(kernelName: keyof typeof BINARY_OPS, fallback: tf.K
 /** Sum of a float32 tensor over its leading or its trailing axes (or all) on the addon; other axes run `fallback`. */
 export function nativeSum(fallback: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'sum');
     const x = args.inputs['x'] as tf.TensorInfo;
-    if (addon == null || backend == null || typeof addon.sum !== 'function' || x.dtype !== 'float32') return fallback(args);
+    if (native == null || x.dtype !== 'float32') return fallback(args);
+    const { addon, backend } = native;
     const { axis, keepDims } = args.attrs as unknown as { axis: number | number[]; keepDims: boolean };
     const axes = [...new Set(tf.util.parseAxisParam(axis, x.shape))].sort((p, q) => p - q);
     const r = x.shape.length;
@@ -386,9 +394,9 @@ export function nativeAdamW(
   params: [tf.TensorInfo, tf.TensorInfo, tf.TensorInfo, tf.TensorInfo][],
   h: { b1: number; b2: number; eps: number; decay: number; stepSize: number; bc2Sqrt: number },
 ): tf.TensorInfo[] | null {
-  const addon = activeNativeAddon();
-  const backend = heapBackend(backendArg as tf.KernelBackend);
-  if (addon == null || backend == null || typeof addon.adamw !== 'function') return null;
+  const native = nativeFor(backendArg, 'adamw');
+  if (native == null) return null;
+  const { addon, backend } = native;
   const outs = params.flatMap(([p]) => [0, 1, 2].map(() => backend.makeOutput(p.shape, 'float32')));
   const table = new Int32Array(params.length * 8);
   params.forEach((ts, i) => {
@@ -402,11 +410,11 @@ export function nativeAdamW(
 /** Exp of a float32 tensor on the addon (vectorized, threads); other dtypes run `fallback`. */
 export function nativeExp(fallback: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'exp');
     const x = args.inputs['x'] as tf.TensorInfo;
     const n = tf.util.sizeFromShape(x.shape);
-    if (addon == null || backend == null || typeof addon.exp !== 'function' || x.dtype !== 'float32' || n === 0) return fallback(args);
+    if (native == null || x.dtype !== 'float32' || n === 0) return fallback(args);
+    const { addon, backend } = native;
     const out = backend.makeOutput(x.shape, 'float32');
     addon.exp(heapF32(backend), offset(backend, x), offset(backend, out), n);
     return out;
@@ -419,12 +427,11 @@ export function nativeExp(fallback: tf.KernelFunc): tf.KernelFunc {
  */
 export function nativeAvgPoolGrad(fallback: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'avgPoolGrad');
     const dy = args.inputs['dy'] as tf.TensorInfo;
     const input = args.inputs['input'] as tf.TensorInfo;
-    if (addon == null || backend == null || typeof addon.avgPoolGrad !== 'function' || dy.dtype !== 'float32' || input.dtype !== 'float32')
-      return fallback(args);
+    if (native == null || dy.dtype !== 'float32' || input.dtype !== 'float32') return fallback(args);
+    const { addon, backend } = native;
     const { filterSize, strides, pad } = args.attrs as unknown as tf.AvgPoolGradAttrs;
     const info = tf.backend_util.computePool2DInfo(input.shape as [number, number, number, number], filterSize, strides, 1, pad);
     if (tf.util.sizeFromShape(input.shape) === 0 || tf.util.sizeFromShape(dy.shape) === 0 || info.padInfo.top < 0 || info.padInfo.left < 0)
@@ -454,15 +461,14 @@ export function nativeAvgPoolGrad(fallback: tf.KernelFunc): tf.KernelFunc {
 /** Softmax over the last axis of a float32 tensor on the addon (vectorized exp, threads); anything else runs `fallback`. */
 export function nativeSoftmax(fallback: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
-    const addon = activeNativeAddon();
-    const backend = heapBackend(args.backend as tf.KernelBackend);
+    const native = nativeFor(args.backend, 'softmax');
     const logits = args.inputs['logits'] as tf.TensorInfo;
     const { dim } = args.attrs as unknown as { dim: number };
     const rank = logits.shape.length;
     const n = tf.util.sizeFromShape(logits.shape);
     const last = rank > 0 && (dim === -1 || dim === rank - 1);
-    if (addon == null || backend == null || typeof addon.softmax !== 'function' || logits.dtype !== 'float32' || n === 0 || !last)
-      return fallback(args);
+    if (native == null || logits.dtype !== 'float32' || n === 0 || !last) return fallback(args);
+    const { addon, backend } = native;
     const cols = logits.shape[rank - 1]!;
     const out = backend.makeOutput(logits.shape, 'float32');
     addon.softmax(heapF32(backend), offset(backend, logits), offset(backend, out), n / cols, cols);
