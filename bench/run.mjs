@@ -34,10 +34,10 @@ const CAPTION_TOKENS = 48; // ETTModel.caption's default maxNewTokens
 
 const USAGE = `usage: node bench/run.mjs [--backend wasm|cpu|tensorflow|webgpu] [--threads N] [--reps N] [--warmup N]
                          [--only ${Object.keys(WORKLOADS).join(',')}] [--no-reference] [--torch-threads auto|1|2|1,2] [--json out.json]
-                         [--profile]`;
+                         [--profile] [--torch-device cpu|cuda]`;
 
 function parseArgs(argv) {
-  const o = { reps: 5, warmup: 2, only: Object.keys(WORKLOADS), reference: true, torchThreads: 'auto' };
+  const o = { reps: 5, warmup: 2, only: Object.keys(WORKLOADS), reference: true, torchThreads: 'auto', torchDevice: 'cpu' };
   const value = (i) => {
     if (i + 1 >= argv.length) throw new Error(`${argv[i]} needs a value\n${USAGE}`);
     return argv[i + 1];
@@ -52,6 +52,7 @@ function parseArgs(argv) {
     else if (a === '--no-reference') o.reference = false;
     else if (a === '--profile') o.profile = true;
     else if (a === '--torch-threads') o.torchThreads = value(i++);
+    else if (a === '--torch-device') o.torchDevice = value(i++);
     else if (a === '--json') o.json = value(i++);
     else if (a === '--child') o.child = value(i++);
     else if (a === '--batch-out') o.batchOut = value(i++);
@@ -60,6 +61,7 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new Error(`unknown argument ${a}\n${USAGE}`);
   }
+  if (!['cpu', 'cuda'].includes(o.torchDevice)) throw new Error(`--torch-device must be cpu or cuda, got ${o.torchDevice}`);
   for (const name of o.only)
     if (!(name in WORKLOADS)) throw new Error(`unknown workload "${name}"; known: ${Object.keys(WORKLOADS).join(', ')}`);
   for (const [k, v, min] of [
@@ -345,7 +347,19 @@ async function main(o) {
       ]);
       if (res) ours.push({ ...res, load });
       if (!py || refFailed || !fs.existsSync(batchFile)) continue;
-      const args = [REFERENCE, '--only', name, '--reps', String(o.reps), '--warmup', String(o.warmup), '--threads', o.torchThreads];
+      const args = [
+        REFERENCE,
+        '--only',
+        name,
+        '--reps',
+        String(o.reps),
+        '--warmup',
+        String(o.warmup),
+        '--threads',
+        o.torchThreads,
+        '--device',
+        o.torchDevice,
+      ];
       const out = spawn(`PyTorch ${name}`, py.python, [...args, '--batch', batchFile]);
       if (out) ref.workloads.push(...out.workloads);
       else refFailed = 'PyTorch reference failed; see the stderr above';
@@ -358,10 +372,12 @@ async function main(o) {
   else if (!py) refNote = 'PyTorch reference skipped: no python3 with torch (tried $ETT_BENCH_PYTHON, python3, /usr/bin/python3)';
   else if (refFailed) refNote = refFailed;
   else
-    refNote = `PyTorch ${py.version} (${py.python}), torch.set_num_threads: ${
-      o.torchThreads === 'auto'
-        ? 'best of 1 and 2 for tokenizer and ett, 1 for the rest (--torch-threads auto)'
-        : `best of {${o.torchThreads}}`
+    refNote = `PyTorch ${py.version} (${py.python}) on ${o.torchDevice === 'cpu' ? 'cpu' : `${ref.workloads[0]?.device ?? 'cuda'} (float32, TF32 off)`}, torch.set_num_threads: ${
+      o.torchDevice !== 'cpu' && o.torchThreads === 'auto'
+        ? '1'
+        : o.torchThreads === 'auto'
+          ? 'best of 1 and 2 for tokenizer and ett, 1 for the rest (--torch-threads auto)'
+          : `best of {${o.torchThreads}}`
     }`;
   report(o, ours, py && ref.workloads.length > 0 ? ref : null, refNote, loadStart, started);
 }

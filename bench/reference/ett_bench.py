@@ -27,10 +27,12 @@ ETT steps, which have convolutions, and uses 1 for the rest), W warm-up runs the
 median and best ms. Prints one JSON object on the last stdout line.
 
     /usr/bin/python3 bench/reference/ett_bench.py [--only lm,ett] [--reps 5] [--warmup 2]
-        [--threads 1,2] [--batch batch.json]
+        [--threads 1,2] [--batch batch.json] [--device cpu|cuda]
 
 --batch is the batch bench/run.mjs writes (its images, caption ids, prompts); without it a
-synthetic batch of the same shapes is used.
+synthetic batch of the same shapes is used. --device cuda runs every workload on the GPU in full
+float32 (TF32 off for matmuls and cuDNN convolutions, as WebGPU computes), with a
+torch.cuda.synchronize() closing each timed run; the peak GPU memory is reported as maxGpuMB.
 """
 
 import argparse
@@ -251,7 +253,7 @@ class IBQ(nn.Module):
         return quantized, ind.reshape(b, -1), {'quant': quant, 'entropy': entropy}, stats
 
     def observe(self, ind, zs):
-        idx = ind.numpy()  # the one host read of the indices ETT.js does too
+        idx = ind.cpu().numpy()  # the one host read of the indices ETT.js does too
         k = TOK['codebook_size']
         counts = torch.bincount(ind, minlength=k).double()
         p = counts / counts.sum()
@@ -261,7 +263,7 @@ class IBQ(nn.Module):
         self.window.append(set(idx.tolist()))
         if len(self.window) > TOK['usage_window']:
             self.window.pop(0)
-        self.pending.append((idx.copy(), zs.detach().numpy().copy()))
+        self.pending.append((idx.copy(), zs.detach().cpu().numpy().copy()))
         return {'usage': len(set().union(*self.window)) / k, 'perplexity': perplexity}
 
     @torch.no_grad()
@@ -732,9 +734,9 @@ def load_batch(path):
         return {'images': images, 'captions': j['captions'], 'prompt_ids': j['promptIds'], 'ids': j['ids']}
     g = torch.Generator().manual_seed(0)
     lengths = [34, 37, 41, 36, 36, 39, 37, 34]  # the quickstart batch's caption lengths
-    caps = [torch.randint(32, 127, (n,), generator=g).tolist() for n in lengths]
+    caps = [torch.randint(32, 127, (n,), generator=g, device='cpu').tolist() for n in lengths]
     prompts = [list(f'a red square at the top. text: Q{i}.'.encode()) for i in range(BATCH)]
-    return {'images': torch.rand(BATCH, 3, IMAGE, IMAGE, generator=g) * 2 - 1, 'captions': caps, 'prompt_ids': prompts,
+    return {'images': (torch.rand(BATCH, 3, IMAGE, IMAGE, generator=g, device='cpu') * 2 - 1).to(DEVICE['name']), 'captions': caps, 'prompt_ids': prompts,
             'ids': {'bos': 257, 'eos': 258, 'pad': 256, 'boi': 259, 'eoi': 260}}
 
 
@@ -761,8 +763,30 @@ def workload_flops(name, model, batch):
     return counted(lambda: generate_images(model, batch))
 
 
-def run_one(name, threads, reps, warmup, batch_path):
+DEVICE = {'name': 'cpu'}
+
+
+def set_device(device):
+    """Every tensor on `device`. On CUDA, float32 matmuls and convolutions in full float32 (TF32 off), as
+    WebGPU computes them, and each timed run ends with a synchronize."""
+    DEVICE['name'] = device
+    if device == 'cpu':
+        return
+    if not torch.cuda.is_available():
+        sys.exit(f'--device {device}: torch {torch.__version__} sees no CUDA device')
+    torch.set_default_device(device)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def sync(device):
+    if device != 'cpu':
+        torch.cuda.synchronize()
+
+
+def run_one(name, threads, reps, warmup, batch_path, device='cpu'):
     torch.set_num_threads(threads)
+    set_device(device)
     torch.manual_seed(0)
     batch = load_batch(batch_path)
     model = ETTModel(visual_vocab=TOK['codebook_size'] if name == 'visual-gen' else 0)
@@ -779,18 +803,25 @@ def run_one(name, threads, reps, warmup, batch_path):
         items = None
     for _ in range(warmup):
         run()
+    sync(device)
     samples = []
     for _ in range(reps):
         t0 = time.perf_counter()
         out = run()
+        sync(device)
         samples.append((time.perf_counter() - t0) * 1000)
         if items is None:
             items = out
     return {
         'name': name, 'threads': threads, 'ms': sorted(samples)[len(samples) // 2],  # as run.mjs
         'best': min(samples), 'samples': samples, 'items': items, 'flops': flops, 'params': params,
-        'maxRssMB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        'maxRssMB': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 'device': device_name(device),
+        **({'maxGpuMB': torch.cuda.max_memory_allocated() / 2**20} if device != 'cpu' else {}),
     }
+
+
+def device_name(device):
+    return torch.cuda.get_device_name() if device != 'cpu' else 'cpu'
 
 
 def main():
@@ -802,6 +833,7 @@ def main():
                     help='torch.set_num_threads values to try, e.g. "1,2" (the fastest median is reported); '
                          '"auto": 1 and 2 for the tokenizer and ETT steps (convolutions), 1 (the default) for the rest')
     ap.add_argument('--batch', default=None)
+    ap.add_argument('--device', default='cpu', help='torch device: cpu (default) or cuda (TF32 off, synchronized timing)')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     names = a.only.split(',')
@@ -810,15 +842,18 @@ def main():
             sys.exit(f'unknown workload {n}; known: {", ".join(WORKLOADS)}')
     if a.child:
         name, threads = a.child.split(':')
-        print(json.dumps(run_one(name, int(threads), a.reps, a.warmup, a.batch)))
+        print(json.dumps(run_one(name, int(threads), a.reps, a.warmup, a.batch, a.device)))
         return
     results = []
     for name in names:
         tried = []
         plan = AUTO_THREADS[name] if a.threads == 'auto' else [int(t) for t in a.threads.split(',')]
+        if a.device != 'cpu' and a.threads == 'auto':
+            plan = [1]  # the host thread only launches kernels
         for threads in plan:
             cmd = [sys.executable, os.path.abspath(__file__), '--child', f'{name}:{threads}', '--only', name,
-                   '--reps', str(a.reps), '--warmup', str(a.warmup)] + (['--batch', a.batch] if a.batch else [])
+                   '--reps', str(a.reps), '--warmup', str(a.warmup), '--device', a.device]
+            cmd += ['--batch', a.batch] if a.batch else []
             r = subprocess.run(cmd, capture_output=True, text=True)
             if r.returncode != 0:
                 sys.stderr.write(r.stderr)

@@ -18,4 +18,5 @@ export type { WasmKernelOptions } from './wasm-kernels/index';
 export { nativeStatus } from './native/load';
 export type { NativeStatus } from './native/load';
 export { WebGpuError } from './webgpu/setup';
+export { im2colBudget } from './webgpu/kernels';
 export type { WebGpuAdapterInfo } from './webgpu/adapter';

@@ -8,6 +8,7 @@ import { doctor, formatDoctorReport } from './doctor';
 import type { GpuInfo } from './gpu';
 import { detectGpu } from './gpu';
 import { BackendInitError, type ModuleLoader, importOptional, initBackend } from './init';
+import { dawnCandidates } from './webgpu/adapter';
 
 const GPU: GpuInfo = { visible: true, devices: ['Fake GPU'], driver: '535.0', cuda11: false, cudnn8: false, detail: 'test probe' };
 const NO_GPU: GpuInfo = { visible: false, devices: [], driver: null, cuda11: null, cudnn8: null, detail: 'test probe: none' };
@@ -169,6 +170,19 @@ describe('WebGPU selection', () => {
     const r = await initBackend({ backend: 'webgpu', env: WEBGPU_ENV, loadModule: load, detectGpu: () => NO_GPU });
     expect(r).toMatchObject({ backend: 'webgpu', device: 'cpu', webgpu: { software: true } });
     expect(r.warnings.join(' ')).toMatch(/software adapter \(llvmpipe/);
+  });
+
+  it('ETT_WEBGPU_FLAGS splits on whitespace only: a comma belongs to a Dawn flag value', () => {
+    const env = { ETT_WEBGPU_FLAGS: ' enable-dawn-features=skip_validation,disable_robustness  backend=vulkan ' };
+    const flags = ['enable-dawn-features=skip_validation,disable_robustness', 'backend=vulkan'];
+    expect(dawnCandidates('linux', env)).toEqual([
+      { flags, featureLevel: 'core' },
+      { flags, featureLevel: 'compatibility' },
+    ]);
+    expect(dawnCandidates('linux', {})).toEqual([
+      { flags: [], featureLevel: 'core' },
+      { flags: ['backend=opengles'], featureLevel: 'compatibility' },
+    ]);
   });
 
   it('asked for by name without any adapter, fails and says what was tried', async () => {

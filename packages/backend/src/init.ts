@@ -8,7 +8,7 @@ import { registerWasmTrainingKernels } from './wasm-kernels/index';
 import { installWasmThreadsShim, afterWasmStart, withLogicalCoresAtLeast } from './wasm-threads';
 import { type WebGpuAdapterInfo, findAdapter } from './webgpu/adapter';
 import { registerWebGpuTrainingKernels } from './webgpu/kernels';
-import { guardWebGpuReads, installNavigatorGpu } from './webgpu/setup';
+import { fastWebGpuUploads, guardWebGpuReads, installNavigatorGpu } from './webgpu/setup';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 const BACKEND_NAMES: readonly BackendName[] = ['tensorflow', 'webgpu', 'wasm', 'cpu'];
@@ -323,6 +323,7 @@ async function tryWebGpu(
     return null;
   }
   guardWebGpuReads(tf.backend());
+  fastWebGpuUploads(tf.backend());
   const warnings = info.software
     ? [`WebGPU runs on a software adapter (${info.name}): correct but slower than wasm; use it to check the GPU path, not to train.`]
     : [];

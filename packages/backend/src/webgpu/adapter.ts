@@ -69,7 +69,8 @@ export function dawnCandidates(
 ): { flags: string[]; featureLevel: 'core' | 'compatibility' }[] {
   const custom = env['ETT_WEBGPU_FLAGS']?.trim();
   if (custom) {
-    const flags = custom.split(/[\s,]+/).filter(Boolean);
+    // Whitespace separates flags; a comma belongs to a flag's value (enable-dawn-features=a,b).
+    const flags = custom.split(/\s+/).filter(Boolean);
     return [
       { flags, featureLevel: 'core' },
       { flags, featureLevel: 'compatibility' },

@@ -122,3 +122,51 @@ export function guardWebGpuReads(backend: tf.KernelBackend): void {
     return readSync(dataId);
   };
 }
+
+/** The parts of tfjs-backend-webgpu 4.22's WebGPUBackend that the upload path touches. */
+interface UploadingBackend {
+  queue?: { writeBuffer(buffer: unknown, offset: number, data: ArrayBufferLike, dataOffset: number, size: number): void };
+  bufferManager?: { acquireBuffer(size: number, usage: number): unknown };
+  tensorMap?: { get(dataId: object): { values: unknown; dtype: string; shape: number[]; resource: unknown } | undefined };
+  uploadToGPU?: (dataId: object) => void;
+}
+
+const UPLOADS = Symbol.for('@ettjs/backend.webgpuUploads');
+
+/**
+ * Uploads a tensor's CPU values with one `queue.writeBuffer` into a pooled storage buffer. Stock
+ * tfjs-backend-webgpu 4.22 creates, maps and later destroys a staging buffer for every upload —
+ * every scalar operand (`tf.mul(x, 0.5)`), every tensor made from values — and on Dawn's Vulkan
+ * backend that costs about 0.7 ms each (NVIDIA H100; a whole op is ~0.05 ms), which tripled the
+ * stage-2 ETT step (docs/performance.md, "GPU"). Ordering is safe: a buffer taken from the pool is
+ * referenced by no command recorded since the last submit (tfjs returns buffers to the pool only
+ * after the submit that used them), and writeBuffer lands before that encoder's commands run.
+ * Other dtypes and empty tensors keep the stock path. Returns whether the patch is in place.
+ */
+export function fastWebGpuUploads(backend: tf.KernelBackend): boolean {
+  const b = backend as tf.KernelBackend & UploadingBackend & { [UPLOADS]?: true };
+  if (b[UPLOADS]) return true;
+  const { queue, bufferManager, tensorMap, uploadToGPU } = b;
+  const usage = (globalThis as unknown as { GPUBufferUsage?: Record<string, number> }).GPUBufferUsage;
+  if (queue?.writeBuffer == null || bufferManager == null || tensorMap == null || uploadToGPU == null || usage == null) return false;
+  const stock = uploadToGPU.bind(b);
+  const storage = (usage['STORAGE'] ?? 0) | (usage['COPY_SRC'] ?? 0) | (usage['COPY_DST'] ?? 0);
+  b.uploadToGPU = (dataId: object) => {
+    const data = tensorMap.get(dataId);
+    const n = data == null ? 0 : data.shape.reduce((a, d) => a * d, 1);
+    if (data == null || data.resource != null || data.values == null || n === 0) return stock(dataId);
+    let values: Float32Array | Int32Array;
+    if (data.dtype === 'float32')
+      values = data.values instanceof Float32Array ? data.values : Float32Array.from(data.values as ArrayLike<number>);
+    else if (data.dtype === 'int32' || data.dtype === 'bool')
+      values = data.values instanceof Int32Array ? data.values : Int32Array.from(data.values as ArrayLike<number>);
+    else return stock(dataId);
+    if (values.length !== n) return stock(dataId);
+    const buffer = bufferManager.acquireBuffer(4 * n, storage);
+    queue.writeBuffer(buffer, 0, values.buffer, values.byteOffset, 4 * n);
+    data.values = null;
+    data.resource = buffer;
+  };
+  b[UPLOADS] = true;
+  return true;
+}

@@ -9,7 +9,7 @@ import { type ConvCase, expectClose, geometry, naiveConvGrads, randn, runOn, siz
 import { doctor, formatDoctorReport } from '../doctor';
 import { type BackendReport, initBackend } from '../init';
 import type { GpuDeviceLike } from './adapter';
-import { addNChunk } from './kernels';
+import { addNChunk, im2colBudget } from './kernels';
 import { WebGpuError } from './setup';
 
 let report: BackendReport | null = null;
@@ -66,6 +66,55 @@ describe('webgpu backend', () => {
     }
   });
 
+  it('uploads values by writeBuffer into pooled buffers (no staging buffer per upload), and the values arrive', async (ctx) => {
+    needsGpu(ctx);
+    const x = randn(4096, 7);
+    const ints = Int32Array.from({ length: 4096 }, (_, i) => ((i * 7919) % 1000) - 500);
+    const xt = tf.tensor1d(x);
+    // Each round uploads 20 scalars, 20 int32 and 20 bool tensors (4096 elements: past tfjs's CPU hand-off).
+    const round = async () => {
+      const outs = Array.from({ length: 20 }, (_, i) =>
+        tf.tidy(() => {
+          const scaled = tf.mul(xt, 0.5 + i);
+          const shifted = tf.cast(
+            tf.tensor1d(
+              ints.map((v) => v + i),
+              'int32',
+            ),
+            'float32',
+          );
+          const signs = tf.cast(tf.tensor1d(Array.from(ints, (v) => v + i > 0) as unknown as Int32Array, 'bool'), 'float32');
+          return tf.add(tf.add(scaled, shifted), signs);
+        }),
+      );
+      const values = await Promise.all(outs.map((o) => o.data()));
+      tf.dispose(outs);
+      return values;
+    };
+    await round(); // fills the buffer pool
+    const dev = device() as unknown as { createBuffer: (...a: unknown[]) => unknown };
+    const create = dev.createBuffer;
+    let created = 0;
+    dev.createBuffer = (...a: unknown[]) => {
+      created++;
+      return create.apply(dev, a);
+    };
+    let got: Float32Array[];
+    try {
+      got = (await round()) as Float32Array[];
+    } finally {
+      dev.createBuffer = create;
+      xt.dispose();
+    }
+    // Stock tfjs-backend-webgpu creates a staging buffer per upload here: 60 per round.
+    expect(created).toBe(0);
+    got.forEach((g, i) => {
+      const want = new Float64Array(4096);
+      for (let j = 0; j < 4096; j++) want[j] = x[j]! * (0.5 + i) + (ints[j]! + i) + (ints[j]! + i > 0 ? 1 : 0);
+      expectClose(g, want, 1e-6);
+    });
+  });
+
   const cases: (ConvCase & { label: string })[] = [];
   for (const s of [1, 2])
     for (const k of [1, 3, 4])
@@ -81,6 +130,28 @@ describe('webgpu backend', () => {
     expectClose(y!, ref.y, 1e-5);
     expectClose(gx!, ref.dx, 1e-5);
     expectClose(gw!, ref.dw, 1e-5);
+  });
+
+  it('conv2d filter gradient in batch chunks, and per tap past the im2col budget, equals the naive reference', async (ctx) => {
+    needsGpu(ctx);
+    const c: ConvCase = { b: 3, h: 7, w: 6, ci: 3, co: 4, k: 3, s: 2, pad: 'same' };
+    const { oh, ow } = geometry(c);
+    const perSample = oh * ow * c.k * c.k * c.ci; // 324 im2col elements per sample
+    const x = randn(c.b * c.h * c.w * c.ci, 11);
+    const w = randn(c.k * c.k * c.ci * c.co, 12);
+    const dy = randn(c.b * oh * ow * c.co, 13);
+    const ref = naiveConvGrads(c, x, w, dy);
+    const saved = im2colBudget.elements;
+    try {
+      // one sample per chunk; two then one (uneven last chunk); per tap (a sample exceeds the budget)
+      for (const budget of [perSample, 2 * perSample + 1, perSample - 1]) {
+        im2colBudget.elements = budget;
+        const [, , gw] = await on('webgpu', convValueAndGrads(c, x, w, dy));
+        expectClose(gw!, ref.dw, 1e-5);
+      }
+    } finally {
+      im2colBudget.elements = saved;
+    }
   });
 
   it('conv2d filter gradient with explicit asymmetric padding and a larger batch', async (ctx) => {
