@@ -24,7 +24,7 @@ export function groupNormalize(x: tf.Tensor4D, groups: number, eps: number): tf.
   });
 }
 
-/** The fused kernel's name, registered by @ettjs/backend for wasm and cpu (its src/fused/group-norm.ts). */
+/** The fused kernel's name, registered by @ettjs/backend for wasm, cpu (its src/fused/group-norm.ts) and webgpu (src/webgpu/group-norm.ts). */
 export const GROUP_NORM_KERNEL = 'EttGroupNorm';
 
 export interface GroupNormOptions {
@@ -40,7 +40,7 @@ export interface GroupNormOptions {
  * GroupNorm with its per-channel affine, optionally followed by SiLU:
  * `act(groupNormalize(x) · gamma + beta)` for NHWC `x` `[B, H, W, C]`, gamma and beta `[C]`.
  * Runs as one fused kernel forward and one backward where the active backend has them (@ettjs/backend
- * registers them for wasm and cpu), else as the same composition of tfjs ops.
+ * registers them for wasm, cpu and webgpu), else as the same composition of tfjs ops.
  */
 export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, options: GroupNormOptions): tf.Tensor4D {
   const { groups, eps } = options;

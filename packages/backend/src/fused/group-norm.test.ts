@@ -1,5 +1,6 @@
 // The fused GroupNorm kernels on cpu and wasm against a naive float64 reference written here from
-// the definition, and their gradients against central finite differences of that reference.
+// the definition, and their gradients against central finite differences of that reference; the
+// same for the webgpu backend's kernels.
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
@@ -12,7 +13,18 @@ import { GROUP_NORM, GROUP_NORM_GRAD } from './group-norm';
 // Three paths: the cpu backend's JavaScript loops, wasm on the native addon (when this machine loads
 // it; a counting wrapper fails the test if it silently ran the JavaScript), and wasm without it.
 const native = countingAddon(['groupNorm']);
-const PATHS = fusedKernelPaths(native.addon);
+// And the webgpu backend's WGSL kernels (src/webgpu/group-norm.ts) where WebGPU starts: CI (Mesa
+// llvmpipe) must have it, elsewhere the path is left out with a warning.
+const gpu = await initBackend({ backend: 'webgpu' }).then(
+  () => null,
+  (e: Error) => e,
+);
+if (gpu != null && process.env['CI']) throw new Error(`WebGPU did not start: ${gpu.message}`);
+if (gpu != null) console.warn(`GroupNorm on webgpu not tested: ${gpu.message}`);
+const PATHS = [
+  ...fusedKernelPaths(native.addon),
+  ...(gpu == null ? [{ name: 'webgpu (WGSL)', backend: 'webgpu' as const, addon: () => null }] : []),
+];
 
 beforeAll(async () => {
   await initBackend({ backend: 'wasm' });

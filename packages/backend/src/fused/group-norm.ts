@@ -57,7 +57,13 @@ function sampleStatistics(
   }
 }
 
-function checkShapes(x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo, groups: number): [number, number, number] {
+/** Checks x [B, H, W, C] float32, gamma and beta [C], groups dividing C; returns [B, H·W, C]. */
+export function checkGroupNormShapes(
+  x: tf.TensorInfo,
+  gamma: tf.TensorInfo,
+  beta: tf.TensorInfo,
+  groups: number,
+): [number, number, number] {
   if (x.shape.length !== 4) throw new Error(`${GROUP_NORM}: x must be [B, H, W, C], got [${x.shape}]`);
   const [b, h, w, c] = x.shape as [number, number, number, number];
   if (gamma.shape.length !== 1 || gamma.shape[0] !== c || beta.shape.length !== 1 || beta.shape[0] !== c) {
@@ -72,7 +78,7 @@ function checkShapes(x: tf.TensorInfo, gamma: tf.TensorInfo, beta: tf.TensorInfo
 const groupNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, gamma, beta } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo };
   const { groups, eps, activation } = attrs as unknown as GroupNormAttrs;
-  const [b, hw, c] = checkShapes(x, gamma, beta, groups);
+  const [b, hw, c] = checkGroupNormShapes(x, gamma, beta, groups);
   const native = nativeGroupNorm(backend, { x, gamma, beta, dy: null }, { groups, eps, activation });
   if (native != null) return native[0]!;
   const io = host(backend);
@@ -107,7 +113,7 @@ const groupNormKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
 const groupNormGradKernel: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const { x, gamma, beta, dy } = inputs as { x: tf.TensorInfo; gamma: tf.TensorInfo; beta: tf.TensorInfo; dy: tf.TensorInfo };
   const { groups, eps, activation } = attrs as unknown as GroupNormAttrs;
-  const [b, hw, c] = checkShapes(x, gamma, beta, groups);
+  const [b, hw, c] = checkGroupNormShapes(x, gamma, beta, groups);
   const native = nativeGroupNorm(backend, { x, gamma, beta, dy }, { groups, eps, activation });
   if (native != null) return native;
   const io = host(backend);
@@ -187,6 +193,12 @@ export function registerGroupNormKernels(backendName: 'wasm' | 'cpu'): string[] 
   ] as const) {
     if (tf.getKernel(kernelName, backendName) == null) tf.registerKernel({ kernelName, backendName, kernelFunc });
   }
+  registerGroupNormGradient();
+  return [GROUP_NORM, GROUP_NORM_GRAD];
+}
+
+/** The gradient of GROUP_NORM, through the GROUP_NORM_GRAD kernel of whichever backend runs (once). */
+export function registerGroupNormGradient(): void {
   if (tf.getGradient(GROUP_NORM) == null) {
     tf.registerGradient({
       kernelName: GROUP_NORM,
@@ -202,5 +214,4 @@ export function registerGroupNormKernels(backendName: 'wasm' | 'cpu'): string[] 
       },
     });
   }
-  return [GROUP_NORM, GROUP_NORM_GRAD];
 }

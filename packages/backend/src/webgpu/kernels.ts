@@ -1,10 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GpuDeviceLike } from './adapter';
+import { registerWebGpuGroupNorm } from './group-norm';
 
 /** Why each webgpu kernel is replaced (also printed by doctor()). */
 export const WEBGPU_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.AddN]:
     'stock binds every input as a storage buffer in one shader: past the device limit (8 by default) the result is silently wrong; sums in chunks that fit',
+  EttGroupNorm:
+    'GroupNorm + affine (+ SiLU) as 2 WGSL dispatches (statistics per sample and group, then apply) instead of about 12 tfjs ops',
+  EttGroupNormGrad: 'its gradient as 5 WGSL dispatches instead of about 24 tfjs ops',
   [tf.Conv2DBackpropFilter]:
     'stock is a naive loop per filter element (9x slower at [2,256,256,128] k3 on an H100); im2col by one gather + one matmul, batch-chunked to bound memory',
 };
@@ -267,7 +271,7 @@ export function registerWebGpuTrainingKernels(): string[] {
     tf.unregisterKernel(c.kernelName, 'webgpu');
     tf.registerKernel(c);
   }
-  g[KEY] = configs.map((c) => c.kernelName);
+  g[KEY] = [...configs.map((c) => c.kernelName), ...registerWebGpuGroupNorm()];
   return [...g[KEY]];
 }
 
