@@ -94,7 +94,7 @@ function sampleRows(hp: number, wp: number, oh: number, ow: number, fh: number, 
  * matmul: the im2col matrix [N·OH·OW, KH·KW·Ci] (one gather of the padded input's rows, in HWIO
  * order), transposed, times dy [N·OH·OW, Co]. Three dispatches (pad, gather, matmul) where the stock
  * kernel's naive loop per filter element was 9x slower on an H100 and one slice + matmul per tap
- * cost ~20 dispatches (docs/performance.md, "GPU"). Memory is bounded by {@link im2colBudget}: the
+ * cost ~20 dispatches (docs/performance.md, "WebGPU on an NVIDIA H100"). Memory is bounded by {@link im2colBudget}: the
  * batch runs in chunks of whole samples, summed; a sample larger than the budget goes per tap.
  * NCHW falls back to the stock kernel.
  */

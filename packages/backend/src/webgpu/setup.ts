@@ -138,7 +138,7 @@ const UPLOADS = Symbol.for('@ettjs/backend.webgpuUploads');
  * tfjs-backend-webgpu 4.22 creates, maps and later destroys a staging buffer for every upload —
  * every scalar operand (`tf.mul(x, 0.5)`), every tensor made from values — and on Dawn's Vulkan
  * backend that costs about 0.7 ms each (NVIDIA H100; a whole op is ~0.05 ms), which tripled the
- * stage-2 ETT step (docs/performance.md, "GPU"). Ordering is safe: a buffer taken from the pool is
+ * stage-2 ETT step (docs/performance.md, "WebGPU on an NVIDIA H100"). Ordering is safe: a buffer taken from the pool is
  * referenced by no command recorded since the last submit (tfjs returns buffers to the pool only
  * after the submit that used them), and writeBuffer lands before that encoder's commands run.
  * Other dtypes and empty tensors keep the stock path. Returns whether the patch is in place.
