@@ -3,10 +3,13 @@ export { gradientsRegistered } from './gradients';
 // The fused GroupNorm and AdamW kernels (@ettjs/core's groupNorm and AdamW use them when present) for cpu and wasm.
 import { registerAdamWKernel } from './fused/adamw';
 import { registerGroupNormKernels } from './fused/group-norm';
+import { registerSumSquaresKernel } from './fused/sum-squares';
 registerGroupNormKernels('cpu');
 registerGroupNormKernels('wasm');
 registerAdamWKernel('cpu');
 registerAdamWKernel('wasm');
+registerSumSquaresKernel('cpu');
+registerSumSquaresKernel('wasm');
 export { doctor, formatDoctorReport } from './doctor';
 export type { DoctorReport } from './doctor';
 export { detectGpu } from './gpu';

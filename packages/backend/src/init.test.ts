@@ -135,7 +135,7 @@ describe('WebGPU selection', () => {
     const r = await initBackend({ env: WEBGPU_ENV, loadModule: load, detectGpu: () => GPU });
     expect(r).toMatchObject({ backend: 'webgpu', device: 'gpu', webgpu: { name: 'NVIDIA H100', software: false } });
     expect(r.reason).toMatch(/WebGPU adapter \(NVIDIA H100\).*not on the GPU/);
-    expect(r.patchedKernels).toEqual(['AddN', 'Conv2DBackpropFilter', 'EttGroupNorm', 'EttGroupNormGrad']);
+    expect(r.patchedKernels).toEqual(['AddN', 'Conv2DBackpropFilter', 'EttGroupNorm', 'EttGroupNormGrad', 'EttSumSquares']);
     expect(tf.getBackend()).toBe('webgpu');
     expect(formatDoctorReport(await doctor({ env: WEBGPU_ENV, loadModule: load, detectGpu: () => GPU }))).toMatch(
       /adapter +NVIDIA H100, Dawn backend=vulkan/,

@@ -15,7 +15,7 @@ export {
   writeSafetensors,
 } from './safetensors';
 export type { DecodedEntry, SafetensorsDtype, SafetensorsEntry, SafetensorsFile } from './safetensors';
-export { ADAMW_KERNEL, AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm } from './optim';
+export { ADAMW_KERNEL, AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm, SUM_SQUARES_KERNEL } from './optim';
 export type { AdamWOptions, Gradients, NamedVariables, ParamGroup, ParamGroupState } from './optim';
 export { GROUP_NORM_KERNEL, type GroupNormOptions, groupNorm, groupNormalize } from './norm';
 export {

@@ -380,11 +380,25 @@ function gradEntries<K>(grads: Record<string, tf.Tensor> | Map<K, tf.Tensor>): [
   return grads instanceof Map ? [...grads] : Object.entries(grads);
 }
 
-/** The 2-norm of all gradients taken together, `sqrt(Σ ‖g‖²)`, as a scalar tensor (no host sync). */
+/**
+ * The fused kernel's name: inputs `g0`…`g<count−1>` (float32), attrs `{ count }`, output the float32
+ * scalar Σᵢ Σ gᵢ². Registered by @ettjs/backend for wasm and cpu (sums in float64) and webgpu.
+ */
+export const SUM_SQUARES_KERNEL = 'EttSumSquares';
+
+/**
+ * The 2-norm of all gradients taken together, `sqrt(Σ ‖g‖²)`, as a scalar tensor (no host sync).
+ * One fused kernel where the active backend has it (@ettjs/backend registers it), else a square and
+ * a sum per gradient (2 kernels per parameter).
+ */
 export function globalNorm(grads: Record<string, tf.Tensor> | Map<unknown, tf.Tensor>): tf.Scalar {
   const list = gradEntries(grads).map(([, g]) => g);
   return tf.tidy(() => {
     if (list.length === 0) return tf.scalar(0);
+    if (list.every((g) => g.dtype === 'float32') && tf.getKernel(SUM_SQUARES_KERNEL, tf.getBackend()) != null) {
+      const inputs = Object.fromEntries(list.map((g, i) => [`g${i}`, g]));
+      return tf.sqrt(tf.engine().runKernel(SUM_SQUARES_KERNEL, inputs, { count: list.length }) as tf.Tensor) as tf.Scalar;
+    }
     return tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
   });
 }

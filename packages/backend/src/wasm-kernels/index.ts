@@ -22,6 +22,7 @@ import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
 import { gatherRows, unsortedSegmentSum } from './unsorted-segment-sum';
 import { registerAdamWKernel } from '../fused/adamw';
 import { registerGroupNormKernels } from '../fused/group-norm';
+import { registerSumSquaresKernel } from '../fused/sum-squares';
 
 /** Why each wasm kernel is replaced or added (also printed by doctor()). */
 export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
@@ -55,6 +56,8 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
     "@ettjs/core's AdamW step of a parameter group as one kernel (one pass per parameter, native threads), instead of ~7 kernels per parameter and a dozen passes over the flattened group",
   EttGroupNorm:
     "@ettjs/core's groupNorm (GroupNorm + affine + SiLU) as one pass-fused kernel forward and one backward (also on cpu), instead of ~12 + ~24 kernels",
+  EttSumSquares:
+    "@ettjs/core's globalNorm as one pass over the gradients in float64 (also on cpu), instead of a square and a sum per gradient",
 };
 
 const KEY = Symbol.for('@ettjs/backend.wasmKernelsPatched');
@@ -137,7 +140,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     wasmKernel(tf.DepthwiseConv2dNativeBackpropInput, cpuFallback(tf.DepthwiseConv2dNativeBackpropInput)),
   ];
   configs.forEach(replace);
-  const fused = [...registerGroupNormKernels('wasm'), registerAdamWKernel('wasm')];
+  const fused = [...registerGroupNormKernels('wasm'), registerAdamWKernel('wasm'), registerSumSquaresKernel('wasm')];
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
   if (running != null) {

@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GpuDeviceLike } from './adapter';
+import { registerSumSquaresKernel } from '../fused/sum-squares';
 import { registerWebGpuGroupNorm } from './group-norm';
 
 /** Why each webgpu kernel is replaced (also printed by doctor()). */
@@ -9,6 +10,7 @@ export const WEBGPU_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   EttGroupNorm:
     'GroupNorm + affine (+ SiLU) as 2 WGSL dispatches (statistics per sample and group, then apply) instead of about 12 tfjs ops',
   EttGroupNormGrad: 'its gradient as 5 WGSL dispatches instead of about 24 tfjs ops',
+  EttSumSquares: "@ettjs/core's globalNorm as one concat + square + sum instead of a square and a sum per gradient",
   [tf.Conv2DBackpropFilter]:
     'stock is a naive loop per filter element (9x slower at [2,256,256,128] k3 on an H100); im2col by one gather + one matmul, batch-chunked to bound memory',
 };
@@ -271,7 +273,7 @@ export function registerWebGpuTrainingKernels(): string[] {
     tf.unregisterKernel(c.kernelName, 'webgpu');
     tf.registerKernel(c);
   }
-  g[KEY] = [...configs.map((c) => c.kernelName), ...registerWebGpuGroupNorm()];
+  g[KEY] = [...configs.map((c) => c.kernelName), ...registerWebGpuGroupNorm(), registerSumSquaresKernel('webgpu')];
   return [...g[KEY]];
 }
 

@@ -1,0 +1,71 @@
+// The fused Σ‖g‖² kernel behind @ettjs/core's globalNorm, on cpu, wasm and (where WebGPU starts; CI
+// must have it) webgpu, against float64 sums written here.
+import { globalNorm } from '@ettjs/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { expectClose, randn, runOn } from '../../test/reference';
+import { initBackend } from '../init';
+import { SUM_SQUARES } from './sum-squares';
+
+const gpu = await initBackend({ backend: 'webgpu' }).then(
+  () => null,
+  (e: Error) => e,
+);
+if (gpu != null && process.env['CI']) throw new Error(`WebGPU did not start: ${gpu.message}`);
+if (gpu != null) console.warn(`EttSumSquares on webgpu not tested: ${gpu.message}`);
+await initBackend({ backend: 'wasm' });
+await tf.setBackend('cpu');
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const BACKENDS = ['cpu', 'wasm', ...(gpu == null ? ['webgpu'] : [])];
+const SHAPES = [[3], [4, 5], [2, 3, 4, 5], [1], [7, 9], ...Array.from({ length: 35 }, (_, i) => [i + 2])];
+
+describe.each(BACKENDS)('EttSumSquares on %s', (backend) => {
+  it('equals the float64 sum of squares of 40 tensors, and globalNorm runs it once', async () => {
+    // Values up to ~1e3 with a wide spread: float32 squares summed in float64 lose nothing visible.
+    const values = SHAPES.map((s, i) => Float32Array.from(randn(tf.util.sizeFromShape(s), 20 + i), (v, k) => v * 10 ** (k % 4)));
+    let calls = 0;
+    const kernel = tf.getKernel(SUM_SQUARES, backend)!;
+    const run = kernel.kernelFunc;
+    kernel.kernelFunc = (args) => {
+      calls++;
+      return run(args);
+    };
+    try {
+      const [direct, norm] = await runOn(backend, 'cpu', () => {
+        const ts = SHAPES.map((s, i) => tf.tensor(values[i]!, s));
+        const inputs = Object.fromEntries(ts.map((t, i) => [`g${i}`, t]));
+        return [
+          tf.engine().runKernel(SUM_SQUARES, inputs, { count: ts.length }) as tf.Tensor,
+          globalNorm(Object.fromEntries(ts.map((t, i) => [`p${i}`, t]))),
+        ];
+      });
+      let want = 0;
+      for (const v of values) for (const x of v) want += x * x;
+      expectClose(direct!, [want], 1e-6);
+      expectClose(norm!, [Math.sqrt(want)], 1e-6);
+      expect(calls).toBe(2);
+    } finally {
+      kernel.kernelFunc = run;
+    }
+  });
+
+  it('leaves no tensors behind and rejects a non-float32 input by name', async () => {
+    await tf.setBackend(backend);
+    try {
+      const a = tf.tensor1d([3, 4]);
+      const b = tf.tensor2d([[12]]);
+      const before = tf.memory().numTensors;
+      const n = globalNorm({ a, b });
+      expect(tf.memory().numTensors).toBe(before + 1);
+      expect((await n.data())[0]).toBeCloseTo(13, 5);
+      const i = tf.tensor1d([1, 2], 'int32');
+      expect(() => tf.engine().runKernel(SUM_SQUARES, { g0: a, g1: i }, { count: 2 })).toThrow(/input g1 must be a float32 tensor/);
+      tf.dispose([a, b, n, i]);
+    } finally {
+      await tf.setBackend('cpu');
+    }
+  });
+});
