@@ -381,8 +381,8 @@ function gradEntries<K>(grads: Record<string, tf.Tensor> | Map<K, tf.Tensor>): [
 }
 
 /**
- * The fused kernel's name: inputs `g0`…`g<count−1>` (float32), attrs `{ count }`, output the float32
- * scalar Σᵢ Σ gᵢ². Registered by @ettjs/backend for wasm and cpu (sums in float64) and webgpu.
+ * The fused kernel's name: inputs an array of float32 tensors (as AddN's), output the float32 scalar
+ * Σᵢ Σ gᵢ², differentiable. Registered by @ettjs/backend for wasm and cpu (sums in float64) and webgpu.
  */
 export const SUM_SQUARES_KERNEL = 'EttSumSquares';
 
@@ -396,8 +396,8 @@ export function globalNorm(grads: Record<string, tf.Tensor> | Map<unknown, tf.Te
   return tf.tidy(() => {
     if (list.length === 0) return tf.scalar(0);
     if (list.every((g) => g.dtype === 'float32') && tf.getKernel(SUM_SQUARES_KERNEL, tf.getBackend()) != null) {
-      const inputs = Object.fromEntries(list.map((g, i) => [`g${i}`, g]));
-      return tf.sqrt(tf.engine().runKernel(SUM_SQUARES_KERNEL, inputs, { count: list.length }) as tf.Tensor) as tf.Scalar;
+      // An array of inputs, as tfjs passes AddN's.
+      return tf.sqrt(tf.engine().runKernel(SUM_SQUARES_KERNEL, list as unknown as tf.NamedTensorMap, {}) as tf.Tensor) as tf.Scalar;
     }
     return tf.sqrt(tf.addN(list.map((g) => tf.sum(tf.square(g))))) as tf.Scalar;
   });

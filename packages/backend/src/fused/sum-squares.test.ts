@@ -36,9 +36,8 @@ describe.each(BACKENDS)('EttSumSquares on %s', (backend) => {
     try {
       const [direct, norm] = await runOn(backend, 'cpu', () => {
         const ts = SHAPES.map((s, i) => tf.tensor(values[i]!, s));
-        const inputs = Object.fromEntries(ts.map((t, i) => [`g${i}`, t]));
         return [
-          tf.engine().runKernel(SUM_SQUARES, inputs, { count: ts.length }) as tf.Tensor,
+          tf.engine().runKernel(SUM_SQUARES, ts as unknown as tf.NamedTensorMap, {}) as tf.Tensor,
           globalNorm(Object.fromEntries(ts.map((t, i) => [`p${i}`, t]))),
         ];
       });
@@ -52,6 +51,26 @@ describe.each(BACKENDS)('EttSumSquares on %s', (backend) => {
     }
   });
 
+  it('differentiates: the gradient of globalNorm is g / ‖g‖', async () => {
+    const a = randn(6, 31);
+    const b = randn(4, 32);
+    const [ga, gb] = await runOn(backend, 'cpu', () => {
+      const [ta, tb] = [tf.tensor1d(a), tf.tensor2d(b, [2, 2])];
+      return tf.grads((x: tf.Tensor, y: tf.Tensor) => globalNorm({ x, y }))([ta, tb]);
+    });
+    const norm = Math.sqrt([...a, ...b].reduce((s, v) => s + v * v, 0));
+    expectClose(
+      ga!,
+      Array.from(a, (v) => v / norm),
+      1e-5,
+    );
+    expectClose(
+      gb!,
+      Array.from(b, (v) => v / norm),
+      1e-5,
+    );
+  });
+
   it('leaves no tensors behind and rejects a non-float32 input by name', async () => {
     await tf.setBackend(backend);
     try {
@@ -62,7 +81,9 @@ describe.each(BACKENDS)('EttSumSquares on %s', (backend) => {
       expect(tf.memory().numTensors).toBe(before + 1);
       expect((await n.data())[0]).toBeCloseTo(13, 5);
       const i = tf.tensor1d([1, 2], 'int32');
-      expect(() => tf.engine().runKernel(SUM_SQUARES, { g0: a, g1: i }, { count: 2 })).toThrow(/input g1 must be a float32 tensor/);
+      expect(() => tf.engine().runKernel(SUM_SQUARES, [a, i] as unknown as tf.NamedTensorMap, {})).toThrow(
+        /input 1 must be a float32 tensor/,
+      );
       tf.dispose([a, b, n, i]);
     } finally {
       await tf.setBackend('cpu');

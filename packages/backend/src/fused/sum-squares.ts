@@ -8,19 +8,19 @@ import { host } from './host';
 /** Kernel name (also in @ettjs/core's `globalNorm`, which must stay in step). */
 export const SUM_SQUARES = 'EttSumSquares';
 
-function inputList(inputs: tf.NamedTensorInfoMap, count: number): tf.TensorInfo[] {
-  const list: tf.TensorInfo[] = [];
-  for (let i = 0; i < count; i++) {
-    const t = inputs[`g${i}`];
-    if (t == null || t.dtype !== 'float32') throw new Error(`${SUM_SQUARES}: input g${i} must be a float32 tensor`);
-    list.push(t);
-  }
+/** The kernel's inputs: an array of tensors (as tfjs passes AddN's), each float32. */
+function inputList(inputs: tf.NamedTensorInfoMap): tf.TensorInfo[] {
+  const list = inputs as unknown as tf.TensorInfo[];
+  if (!Array.isArray(list) || list.length === 0) throw new Error(`${SUM_SQUARES}: needs a non-empty array of tensors`);
+  list.forEach((t, i) => {
+    if (t == null || t.dtype !== 'float32') throw new Error(`${SUM_SQUARES}: input ${i} must be a float32 tensor`);
+  });
   return list;
 }
 
 /** wasm and cpu: one pass over each input on the host, summed in float64, rounded once to float32. */
-function hostSumSquares({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }) {
-  const list = inputList(inputs, (attrs as unknown as { count: number }).count);
+function hostSumSquares({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }) {
+  const list = inputList(inputs);
   const h = host(backend);
   const { infos, views } = h.outputs([[]]);
   let total = 0;
@@ -50,16 +50,8 @@ function hostSumSquares({ inputs, backend, attrs }: { inputs: tf.NamedTensorInfo
 }
 
 /** webgpu: every input flattened into one vector (one concat), then one square and one sum. */
-function webgpuSumSquares({
-  inputs,
-  backend,
-  attrs,
-}: {
-  inputs: tf.NamedTensorInfoMap;
-  backend: tf.KernelBackend;
-  attrs?: tf.NamedAttrMap;
-}) {
-  const list = inputList(inputs, (attrs as unknown as { count: number }).count);
+function webgpuSumSquares({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }) {
+  const list = inputList(inputs);
   const run = (name: string, ins: unknown, a: Record<string, unknown> = {}) =>
     tf
       .getKernel(name, 'webgpu')!
@@ -81,11 +73,22 @@ function webgpuSumSquares({
   }
 }
 
-/** Registers the kernel for a backend (idempotent); returns its name. */
+/** Registers the kernel for a backend (idempotent), and its gradient 2·gᵢ·dy; returns its name. */
 export function registerSumSquaresKernel(backendName: 'wasm' | 'cpu' | 'webgpu'): string {
   if (tf.getKernel(SUM_SQUARES, backendName) == null) {
     const kernelFunc = (backendName === 'webgpu' ? webgpuSumSquares : hostSumSquares) as unknown as tf.KernelFunc;
     tf.registerKernel({ kernelName: SUM_SQUARES, backendName, kernelFunc });
+  }
+  if (tf.getGradient(SUM_SQUARES) == null) {
+    tf.registerGradient({
+      kernelName: SUM_SQUARES,
+      saveAllInputs: true,
+      gradFunc: (dy, saved) =>
+        Object.fromEntries(saved.map((g, i) => [String(i), () => tf.mul(tf.mul(dy as tf.Tensor, 2), g)])) as Record<
+          string,
+          () => tf.Tensor
+        >,
+    });
   }
   return SUM_SQUARES;
 }
