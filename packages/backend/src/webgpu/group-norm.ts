@@ -74,23 +74,55 @@ function upstream(silu: boolean): string {
   }`;
 }
 
-/** One workgroup per (sample, group): result[2·wg] = mean, result[2·wg + 1] = 1/sqrt(var + eps). */
-function statsProgram(b: number, groups: number): Program {
+/**
+ * A program of 256-thread workgroups over the shared uniforms: `helpers` (WGSL functions), then
+ * `main` with a phony read of every input in `variableNames` (see touch) before `body`.
+ */
+function program(
+  p: Pick<Program, 'variableNames' | 'outputShape' | 'shaderKey' | 'dispatchLayout' | 'dispatch'> &
+    Partial<Pick<Program, 'size' | 'uniforms'>>,
+  helpers: string,
+  body: string,
+): Program {
   return {
-    variableNames: ['x'],
-    outputShape: [b * groups * 2],
-    shaderKey: 'ettGroupNormStats',
-    dispatchLayout: { x: [0] },
-    dispatch: [b * groups, 1, 1],
     workgroupSize: [WG, 1, 1],
     uniforms: UNIFORMS,
+    ...p,
     getUserCode: () => `
-  ${WORKGROUP_SUM}
+  ${helpers}
   fn main(index : i32) {
-    ${touch(['x'])}
+    ${touch(p.variableNames)}
+${body}
+  }`,
+  };
+}
+
+/**
+ * One workgroup per (sample, group), writing two values per group ([B·G·2]). `body` sees wg (the
+ * workgroup), cg (channels per group), g0 (the group's first channel) and base (its first element).
+ */
+function perGroup(b: number, groups: number, names: string[], key: string, helpers: string, body: string): Program {
+  return program(
+    { variableNames: names, outputShape: [b * groups * 2], shaderKey: key, dispatchLayout: { x: [0] }, dispatch: [b * groups, 1, 1] },
+    `${WORKGROUP_SUM}\n${helpers}`,
+    `
     let wg = i32(workgroupId.x);
     let cg = uniforms.c / uniforms.groups;
-    let base = (wg / uniforms.groups) * uniforms.hw * uniforms.c + (wg % uniforms.groups) * cg;
+    let g0 = (wg % uniforms.groups) * cg;
+    let base = (wg / uniforms.groups) * uniforms.hw * uniforms.c + g0;
+${body}`,
+  );
+}
+
+/** result[2·wg] = mean, result[2·wg + 1] = 1/sqrt(var + eps) of each (sample, group). */
+function statsProgram(b: number, groups: number): Program {
+  return perGroup(
+    b,
+    groups,
+    ['x'],
+    'ettGroupNormStats',
+    '',
+    `
     // Sums of (x − K) and (x − K)² about K = the group's first element (shifted data: no cancellation
     // when the mean is large against the spread).
     let shift = x[base];
@@ -105,65 +137,59 @@ function statsProgram(b: number, groups: number): Program {
     if (localId.x == 0u) {
       result[wg * 2] = shift + total.x;
       result[wg * 2 + 1] = 1.0 / sqrt(max(total.y - total.x * total.x, 0.0) + uniforms.eps);
-    }
-  }`,
-  };
+    }`,
+  );
 }
 
 /** WGSL: the flat element index's channel, and the offset of its (sample, group) pair in a [B·G·2] table. */
 const ELEMENT = `
-    let ch = index % uniforms.c;
-    let pair = ((index / (uniforms.hw * uniforms.c)) * uniforms.groups + ch / (uniforms.c / uniforms.groups)) * 2;
-    let xhat = (x[index] - st[pair]) * st[pair + 1];`;
+      let ch = index % uniforms.c;
+      let pair = ((index / (uniforms.hw * uniforms.c)) * uniforms.groups + ch / (uniforms.c / uniforms.groups)) * 2;
+      let xhat = (x[index] - st[pair]) * st[pair + 1];`;
 
-function flat(shape: number[], key: string, names: string[], body: string): Program {
+/** One thread per element of `shape`: `body` runs with ch, pair and xhat of ELEMENT in scope. */
+function flat(shape: number[], key: string, names: string[], helpers: string, body: string): Program {
   const size = shape.reduce((a, d) => a * d, 1);
-  return {
-    variableNames: names,
-    outputShape: shape,
-    shaderKey: key,
-    dispatchLayout: { x: shape.map((_, i) => i) },
-    dispatch: [Math.ceil(size / WG), 1, 1],
-    workgroupSize: [WG, 1, 1],
-    size: true,
-    uniforms: UNIFORMS,
-    getUserCode: () => body,
-  };
+  return program(
+    {
+      variableNames: names,
+      outputShape: shape,
+      shaderKey: key,
+      dispatchLayout: { x: shape.map((_, i) => i) },
+      dispatch: [Math.ceil(size / WG), 1, 1],
+      size: true,
+    },
+    helpers,
+    `
+    if (index < uniforms.size) {
+      ${ELEMENT}
+${body}
+    }`,
+  );
 }
 
-/** y = act(xhat · gamma + beta), one thread per element. */
+/** y = act(xhat · gamma + beta). */
 function applyProgram(shape: number[], silu: boolean): Program {
   return flat(
     shape,
     `ettGroupNormApply_${silu}`,
     ['x', 'st', 'gamma', 'beta'],
+    '',
     `
-  fn main(index : i32) {
-    ${touch(['x', 'st', 'gamma', 'beta'])}
-    if (index < uniforms.size) {
-      ${ELEMENT}
       let u = xhat * gamma[ch] + beta[ch];
-      setOutputAtIndex(index, ${silu ? 'u / (1.0 + exp(-u))' : 'u'});
-    }
-  }`,
+      setOutputAtIndex(index, ${silu ? 'u / (1.0 + exp(-u))' : 'u'});`,
   );
 }
 
 /** Per (sample, group): the means of dxhat and of dxhat · xhat, as [B·G·2]. */
 function gradStatsProgram(b: number, groups: number, silu: boolean): Program {
-  return {
-    ...statsProgram(b, groups),
-    variableNames: ['x', 'st', 'gamma', 'beta', 'dy'],
-    shaderKey: `ettGroupNormGradStats_${silu}`,
-    getUserCode: () => `
-  ${WORKGROUP_SUM}
-  ${upstream(silu)}
-  fn main(index : i32) {
-    ${touch(['x', 'st', 'gamma', 'beta', 'dy'])}
-    let wg = i32(workgroupId.x);
-    let cg = uniforms.c / uniforms.groups;
-    let g0 = (wg % uniforms.groups) * cg;
-    let base = (wg / uniforms.groups) * uniforms.hw * uniforms.c + g0;
+  return perGroup(
+    b,
+    groups,
+    ['x', 'st', 'gamma', 'beta', 'dy'],
+    `ettGroupNormGradStats_${silu}`,
+    upstream(silu),
+    `
     let mean = st[wg * 2];
     let rstd = st[wg * 2 + 1];
     var acc = vec2<f32>(0.0, 0.0);
@@ -179,45 +205,36 @@ function gradStatsProgram(b: number, groups: number, silu: boolean): Program {
     if (localId.x == 0u) {
       result[wg * 2] = total.x;
       result[wg * 2 + 1] = total.y;
-    }
-  }`,
-  };
+    }`,
+  );
 }
 
-/** dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat · xhat)), one thread per element. */
+/** dx = rstd · (dxhat − mean(dxhat) − xhat · mean(dxhat · xhat)). */
 function gradXProgram(shape: number[], silu: boolean): Program {
   return flat(
     shape,
     `ettGroupNormGradX_${silu}`,
     ['x', 'st', 'ms', 'gamma', 'beta', 'dy'],
+    upstream(silu),
     `
-  ${upstream(silu)}
-  fn main(index : i32) {
-    ${touch(['x', 'st', 'ms', 'gamma', 'beta', 'dy'])}
-    if (index < uniforms.size) {
-      ${ELEMENT}
       let dxhat = upstream(xhat, index, ch) * gamma[ch];
-      setOutputAtIndex(index, st[pair + 1] * (dxhat - ms[pair] - xhat * ms[pair + 1]));
-    }
-  }`,
+      setOutputAtIndex(index, st[pair + 1] * (dxhat - ms[pair] - xhat * ms[pair + 1]));`,
   );
 }
 
 /** One workgroup per channel: Σ over samples and pixels of d · xhat (dgamma) or of d (dbeta). */
 function gradAffineProgram(c: number, silu: boolean, beta: boolean): Program {
-  return {
-    variableNames: ['x', 'st', 'gamma', 'beta', 'dy'],
-    outputShape: [c],
-    shaderKey: `ettGroupNormGradAffine_${silu}_${beta}`,
-    dispatchLayout: { x: [0] },
-    dispatch: [c, 1, 1],
-    workgroupSize: [WG, 1, 1],
-    uniforms: `${UNIFORMS} pixels : i32,`,
-    getUserCode: () => `
-  ${WORKGROUP_SUM}
-  ${upstream(silu)}
-  fn main(index : i32) {
-    ${touch(['x', 'st', 'gamma', 'beta', 'dy'])}
+  return program(
+    {
+      variableNames: ['x', 'st', 'gamma', 'beta', 'dy'],
+      outputShape: [c],
+      shaderKey: `ettGroupNormGradAffine_${silu}_${beta}`,
+      dispatchLayout: { x: [0] },
+      dispatch: [c, 1, 1],
+      uniforms: `${UNIFORMS} pixels : i32,`,
+    },
+    `${WORKGROUP_SUM}\n${upstream(silu)}`,
+    `
     let ch = i32(workgroupId.x);
     let g = ch / (uniforms.c / uniforms.groups);
     var s = 0.0;
@@ -228,9 +245,8 @@ function gradAffineProgram(c: number, silu: boolean, beta: boolean): Program {
       s = s + upstream(xhat, i, ch)${beta ? '' : ' * xhat'};
     }
     let total = workgroupSum(vec2<f32>(s, 0.0));
-    if (localId.x == 0u) { result[ch] = total.x; }
-  }`,
-  };
+    if (localId.x == 0u) { result[ch] = total.x; }`,
+  );
 }
 
 function statistics(backend: WebGpuBackendLike, x: tf.TensorInfo, attrs: GroupNormAttrs): [tf.TensorInfo, Uniform[]] {
