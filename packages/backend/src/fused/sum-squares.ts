@@ -9,7 +9,7 @@ import { host } from './host';
 export const SUM_SQUARES = 'EttSumSquares';
 
 /** The kernel's inputs: an array of tensors (as tfjs passes AddN's), each float32. */
-function inputList(inputs: tf.NamedTensorInfoMap): tf.TensorInfo[] {
+export function sumSquaresInputs(inputs: tf.NamedTensorInfoMap): tf.TensorInfo[] {
   const list = inputs as unknown as tf.TensorInfo[];
   if (!Array.isArray(list) || list.length === 0) throw new Error(`${SUM_SQUARES}: needs a non-empty array of tensors`);
   list.forEach((t, i) => {
@@ -20,7 +20,7 @@ function inputList(inputs: tf.NamedTensorInfoMap): tf.TensorInfo[] {
 
 /** wasm and cpu: one pass over each input on the host, summed in float64, rounded once to float32. */
 function hostSumSquares({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: unknown }) {
-  const list = inputList(inputs);
+  const list = sumSquaresInputs(inputs);
   const h = host(backend);
   const { infos, views } = h.outputs([[]]);
   let total = 0;
@@ -49,36 +49,15 @@ function hostSumSquares({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; ba
   return infos[0]!;
 }
 
-/** webgpu: every input flattened into one vector (one concat), then one square and one sum. */
-function webgpuSumSquares({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }) {
-  const list = inputList(inputs);
-  const run = (name: string, ins: unknown, a: Record<string, unknown> = {}) =>
-    tf
-      .getKernel(name, 'webgpu')!
-      .kernelFunc({ inputs: ins as tf.NamedTensorInfoMap, backend, attrs: a as tf.NamedAttrMap }) as tf.TensorInfo;
-  const temps: tf.TensorInfo[] = [];
-  try {
-    const flat = list.map((t) => {
-      const r = run(tf.Reshape, { x: t }, { shape: [tf.util.sizeFromShape(t.shape)] });
-      temps.push(r);
-      return r;
-    });
-    const joined = flat.length === 1 ? flat[0]! : run(tf.Concat, flat, { axis: 0 });
-    if (joined !== flat[0]) temps.push(joined);
-    const squared = run(tf.Square, { x: joined });
-    temps.push(squared);
-    return run(tf.Sum, { x: squared }, { axis: [0], keepDims: false });
-  } finally {
-    for (const t of temps) backend.disposeData(t.dataId);
-  }
-}
-
-/** Registers the kernel for a backend (idempotent), and its gradient 2·gᵢ·dy; returns its name. */
-export function registerSumSquaresKernel(backendName: 'wasm' | 'cpu' | 'webgpu'): string {
-  if (tf.getKernel(SUM_SQUARES, backendName) == null) {
-    const kernelFunc = (backendName === 'webgpu' ? webgpuSumSquares : hostSumSquares) as unknown as tf.KernelFunc;
-    tf.registerKernel({ kernelName: SUM_SQUARES, backendName, kernelFunc });
-  }
+/**
+ * Registers the kernel for a backend (idempotent), and its gradient 2·gᵢ·dy; returns its name.
+ * wasm and cpu run the host loop; webgpu passes its own (src/webgpu/kernels.ts).
+ */
+export function registerSumSquaresKernel(
+  backendName: 'wasm' | 'cpu' | 'webgpu',
+  kernelFunc: tf.KernelFunc = hostSumSquares as unknown as tf.KernelFunc,
+): string {
+  if (tf.getKernel(SUM_SQUARES, backendName) == null) tf.registerKernel({ kernelName: SUM_SQUARES, backendName, kernelFunc });
   if (tf.getGradient(SUM_SQUARES) == null) {
     tf.registerGradient({
       kernelName: SUM_SQUARES,

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GpuDeviceLike } from './adapter';
-import { registerSumSquaresKernel } from '../fused/sum-squares';
+import { registerSumSquaresKernel, sumSquaresInputs } from '../fused/sum-squares';
 import { registerWebGpuGroupNorm } from './group-norm';
 
 /** Why each webgpu kernel is replaced (also printed by doctor()). */
@@ -32,6 +32,22 @@ function run(name: string, backend: tf.KernelBackend, inputs: unknown, attrs: Re
   return stock(name)({ inputs: inputs as tf.NamedTensorInfoMap, backend, attrs: attrs as tf.NamedAttrMap }) as tf.TensorInfo;
 }
 
+/**
+ * Runs `f` with a `keep` that collects the intermediate tensors it makes, disposed when `f` ends
+ * (Reshape shares its input's data, reference-counted: disposing every kept tensor is safe).
+ */
+function withTemps<T>(backend: tf.KernelBackend, f: (keep: (t: tf.TensorInfo) => tf.TensorInfo) => T): T {
+  const temps: tf.TensorInfo[] = [];
+  try {
+    return f((t) => {
+      temps.push(t);
+      return t;
+    });
+  } finally {
+    for (const t of temps) backend.disposeData(t.dataId);
+  }
+}
+
 /** How many inputs one stock AddN shader may take on this device (one storage buffer is the output). */
 export function addNChunk(device: GpuDeviceLike): number {
   return Math.max(2, (device.limits['maxStorageBuffersPerShaderStage'] ?? 8) - 1);
@@ -55,6 +71,21 @@ function chunkedAddN(stockAddN: tf.KernelFunc): tf.KernelFunc {
     }
     return acc;
   };
+}
+
+/**
+ * NHWC `x` with zero rows above/below and zero columns left/right (`x` itself when all are 0); a new
+ * tensor goes through `keep`, which the caller disposes.
+ */
+function padSpatial(
+  backend: tf.KernelBackend,
+  x: tf.TensorInfo,
+  rows: [number, number],
+  cols: [number, number],
+  keep: (t: tf.TensorInfo) => tf.TensorInfo,
+): tf.TensorInfo {
+  if (rows[0] === 0 && rows[1] === 0 && cols[0] === 0 && cols[1] === 0) return x;
+  return keep(run(tf.PadV2, backend, { x }, { paddings: [[0, 0], rows, cols, [0, 0]], constantValue: 0 }));
 }
 
 /** Conv2DBackpropFilter's attributes, as tfjs passes them. */
@@ -125,31 +156,8 @@ function conv2dBackpropFilterByIm2col(stockKernel: tf.KernelFunc): tf.KernelFunc
     const left = padInfo.left;
     const hp = Math.max(h + top + Math.max(0, padInfo.bottom), (oh - 1) * sh + fh);
     const wp = Math.max(w + left + Math.max(0, padInfo.right), (ow - 1) * sw + fw);
-    const temps: tf.TensorInfo[] = [];
-    const keep = (t: tf.TensorInfo) => {
-      temps.push(t);
-      return t;
-    };
-    try {
-      const padded =
-        hp === h && wp === w
-          ? x
-          : keep(
-              run(
-                tf.PadV2,
-                backend,
-                { x },
-                {
-                  paddings: [
-                    [0, 0],
-                    [top, hp - h - top],
-                    [left, wp - w - left],
-                    [0, 0],
-                  ],
-                  constantValue: 0,
-                },
-              ),
-            );
+    return withTemps(backend, (keep) => {
+      const padded = padSpatial(backend, x, [top, hp - h - top], [left, wp - w - left], keep);
       const table = keep(run(tf.Reshape, backend, { x: padded }, { shape: [n * hp * wp, ci] }));
       const dy2 = keep(run(tf.Reshape, backend, { x: dy }, { shape: [n * oh * ow, co] }));
       const rows = sampleRows(hp, wp, oh, ow, fh, fw, sh, sw);
@@ -171,10 +179,7 @@ function conv2dBackpropFilterByIm2col(stockKernel: tf.KernelFunc): tf.KernelFunc
         sum = sum == null ? prod : keep(run(tf.Add, backend, { a: sum, b: prod }));
       }
       return run(tf.Reshape, backend, { x: sum! }, { shape: [fh, fw, ci, co] });
-    } finally {
-      // Reshape shares its input's data (reference-counted): disposing every temp is safe.
-      for (const t of temps) backend.disposeData(t.dataId);
-    }
+    });
   };
 }
 
@@ -192,33 +197,10 @@ function conv2dBackpropFilterByTaps(
 ): tf.TensorInfo {
   const { batchSize: n, inChannels: ci, outChannels: co, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
   const { filterHeight: fh, filterWidth: fw, padInfo } = info;
-  const temps: tf.TensorInfo[] = [];
-  const keep = (t: tf.TensorInfo) => {
-    temps.push(t);
-    return t;
-  };
-  try {
+  return withTemps(backend, (keep) => {
     const m = n * oh * ow;
     const dy2 = keep(run(tf.Reshape, backend, { x: dy }, { shape: [1, m, co] }));
-    const padded =
-      padInfo.top === 0 && padInfo.bottom === 0 && padInfo.left === 0 && padInfo.right === 0
-        ? x
-        : keep(
-            run(
-              tf.PadV2,
-              backend,
-              { x },
-              {
-                paddings: [
-                  [0, 0],
-                  [padInfo.top, Math.max(0, padInfo.bottom)],
-                  [padInfo.left, Math.max(0, padInfo.right)],
-                  [0, 0],
-                ],
-                constantValue: 0,
-              },
-            ),
-          );
+    const padded = padSpatial(backend, x, [padInfo.top, Math.max(0, padInfo.bottom)], [padInfo.left, Math.max(0, padInfo.right)], keep);
     const blocks: tf.TensorInfo[] = [];
     for (let kh = 0; kh < fh; kh++) {
       for (let kw = 0; kw < fw; kw++) {
@@ -249,10 +231,18 @@ function conv2dBackpropFilterByTaps(
     }
     const stacked = blocks.length === 1 ? blocks[0]! : keep(run(tf.Concat, backend, blocks, { axis: 1 }));
     return run(tf.Reshape, backend, { x: stacked }, { shape: [fh, fw, ci, co] });
-  } finally {
-    // Reshape shares its input's data (reference-counted): disposing every temp is safe.
-    for (const t of temps) backend.disposeData(t.dataId);
-  }
+  });
+}
+
+/** EttSumSquares (@ettjs/core's globalNorm): every input flattened into one vector (one concat), one square, one sum. */
+function sumSquaresByConcat({ inputs, backend }: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend }): tf.TensorInfo {
+  const list = sumSquaresInputs(inputs);
+  return withTemps(backend, (keep) => {
+    const flat = list.map((t) => keep(run(tf.Reshape, backend, { x: t }, { shape: [tf.util.sizeFromShape(t.shape)] })));
+    const joined = flat.length === 1 ? flat[0]! : keep(run(tf.Concat, backend, flat, { axis: 0 }));
+    const squared = keep(run(tf.Square, backend, { x: joined }));
+    return run(tf.Sum, backend, { x: squared }, { axis: [0], keepDims: false });
+  });
 }
 
 const KEY = Symbol.for('@ettjs/backend.webgpuKernelsPatched');
@@ -273,7 +263,11 @@ export function registerWebGpuTrainingKernels(): string[] {
     tf.unregisterKernel(c.kernelName, 'webgpu');
     tf.registerKernel(c);
   }
-  g[KEY] = [...configs.map((c) => c.kernelName), ...registerWebGpuGroupNorm(), registerSumSquaresKernel('webgpu')];
+  g[KEY] = [
+    ...configs.map((c) => c.kernelName),
+    ...registerWebGpuGroupNorm(),
+    registerSumSquaresKernel('webgpu', sumSquaresByConcat as unknown as tf.KernelFunc),
+  ];
   return [...g[KEY]];
 }
 
