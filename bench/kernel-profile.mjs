@@ -58,6 +58,18 @@ export function mark() {
  * - `byKernel`: summed minimum durations per kernel name, `callsByKernel` its calls per step;
  *   `top`: the 40 costliest call sites (kernel and input shapes) with their count per step.
  */
+/** Sum and count of the gaps in each size class (µs bounds), to tell many small gaps from a few large ones. */
+function gapHistogram(gaps) {
+  const bounds = [2, 5, 10, 20, 50, 100, 500, Number.POSITIVE_INFINITY];
+  const out = bounds.map((us) => ({ upToUs: us, count: 0, ms: 0 }));
+  for (const g of gaps) {
+    const bin = out.find((b) => g * 1000 <= b.upToUs);
+    bin.count++;
+    bin.ms += g;
+  }
+  return out.filter((b) => b.count > 0).map((b) => ({ ...b, upToUs: String(b.upToUs), ms: Math.round(b.ms * 10) / 10 }));
+}
+
 export function report(skip = 1, clipMs = 2) {
   const steps = [];
   for (let i = skip; i < marks.length; i++) steps.push(events.slice(i === 0 ? 0 : marks[i - 1], marks[i]));
@@ -115,11 +127,21 @@ export function report(skip = 1, clipMs = 2) {
     callsByKernel: Object.fromEntries([...callsByKernel].sort((a, b) => b[1] - a[1])),
     top: [...bySite]
       .sort((a, b) => b[1].ms - a[1].ms)
-      .slice(0, 40)
+      .slice(0, Number(process.env.KP_TOP ?? 40))
       .map(([site, { calls, ms }]) => ({
         site: site.length > 100 ? `${site.slice(0, 97)}...` : site,
         calls,
         ms: Math.round(ms * 100) / 100,
       })),
+    // Where the time between kernels goes: the minimum gaps by size, and the largest with their neighbours.
+    gapsBySize: gapHistogram(minGap),
+    topGaps: minGap
+      .map((ms, j) => ({
+        ms: Math.round(ms * 1000) / 1000,
+        after: labels[j - 1]?.slice(0, 80) ?? '(step start)',
+        before: labels[j].slice(0, 80),
+      }))
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 25),
   };
 }

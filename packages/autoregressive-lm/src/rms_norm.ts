@@ -1,7 +1,10 @@
-import { Module } from '@ettjs/core';
+import { Module, rmsNorm } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 
-/** RMSNorm as LLaMA/Qwen2 define it: `w · x / sqrt(mean(x²) + eps)` over the last axis (no mean, no bias). */
+/**
+ * RMSNorm as LLaMA/Qwen2 define it: `w · x / sqrt(mean(x²) + eps)` over the last axis (no mean, no
+ * bias); @ettjs/core's `rmsNorm`, a fused kernel where the backend has one.
+ */
 export class RMSNorm extends Module {
   readonly weight: tf.Variable; // [C]
 
@@ -14,9 +17,6 @@ export class RMSNorm extends Module {
   }
 
   apply<T extends tf.Tensor>(x: T): T {
-    return tf.tidy(() => {
-      const variance = tf.mean(tf.square(x), -1, true);
-      return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, this.eps))), this.weight) as T;
-    });
+    return rmsNorm(x, this.weight as tf.Tensor1D, this.eps);
   }
 }

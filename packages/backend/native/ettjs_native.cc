@@ -1100,6 +1100,66 @@ inline vec exp_vec(vec x) {
   return p * scale;
 }
 
+// RMSNorm over the last axis of [rows, cols] with a per-column weight, as LLaMA defines it:
+// y = x · rs · w with rs = 1/sqrt(mean(x²) + eps) per row. Backward, with g = dy · w:
+// dx = rs · g − x · rs³ · mean(g · x) per row, dw = Σ_rows dy · x · rs. Row sums in float vectors
+// (a row is short: the LM's hidden size), finished in double; dw sums its rows in double per column.
+double dot_row(const float* a, const float* b, std::int64_t n) {
+  vec acc{};
+  std::int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) acc += loadv(a + j) * loadv(b + j);
+  double s = 0;
+  for (int l = 0; l < kLanes; l++) s += acc[l];
+  for (; j < n; j++) s += double(a[j]) * b[j];
+  return s;
+}
+
+float rms_scale(const float* x, std::int64_t cols, double eps) {
+  return float(1.0 / std::sqrt(dot_row(x, x, cols) / double(cols) + eps));
+}
+
+void rms_norm_forward(const float* x, const float* w, float* y, std::int64_t rows, std::int64_t cols, double eps) {
+  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      const float rs = rms_scale(xr, cols, eps);
+      std::int64_t j = 0;
+      for (; j + kLanes <= cols; j += kLanes) storev(yr + j, loadv(xr + j) * rs * loadv(w + j));
+      for (; j < cols; j++) yr[j] = xr[j] * rs * w[j];
+    }
+  });
+}
+
+void rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::int64_t rows,
+                       std::int64_t cols, double eps) {
+  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+      const float* xr = x + r * cols;
+      const float* dyr = dy + r * cols;
+      float* dxr = dx + r * cols;
+      const double rs = 1.0 / std::sqrt(dot_row(xr, xr, cols) / double(cols) + eps);
+      double gx = 0;  // Σ g · x with g = dy · w
+      for (std::int64_t j = 0; j < cols; j++) gx += double(dyr[j]) * w[j] * xr[j];
+      const float a = float(rs), b = float(-rs * rs * rs * gx / double(cols));
+      std::int64_t j = 0;
+      for (; j + kLanes <= cols; j += kLanes) storev(dxr + j, loadv(dyr + j) * loadv(w + j) * a + loadv(xr + j) * b);
+      for (; j < cols; j++) dxr[j] = dyr[j] * w[j] * a + xr[j] * b;
+    }
+  });
+  // dw by columns: each task owns a block of columns and walks every row.
+  std::vector<float> scales(rows);
+  for (std::int64_t r = 0; r < rows; r++) scales[r] = rms_scale(x + r * cols, cols, eps);
+  parallel_range(cols * rows, rows * kLanes, [&](std::int64_t lo, std::int64_t hi) {
+    const std::int64_t c0 = lo / rows, c1 = std::min(cols, (hi + rows - 1) / rows);
+    for (std::int64_t c = c0; c < c1; c++) {
+      double s = 0;
+      for (std::int64_t r = 0; r < rows; r++) s += double(dy[r * cols + c]) * x[r * cols + c] * scales[r];
+      dw[c] = float(s);
+    }
+  });
+}
+
 // Softmax over the last axis of [rows, cols]: out = e^(x − max) / Σ e^(x − max) per row, in vectors
 // of kLanes (a row's tail through a vector padded with −inf); exp by exp_vec, 0 where x − max <
 // −87.3 (e.g. a −inf mask). NaN or +inf in a row makes the row NaN, and so does a row of only −inf
@@ -1274,6 +1334,37 @@ napi_value GroupNorm(napi_env env, napi_callback_info info) {
   FlushDenormals flush;
   if (mode == 0) group_norm_forward(a);
   else group_norm_backward(a);
+  return nullptr;
+}
+
+// rmsNorm(mode, heap, x, w, dy, out, dw, rows, cols, eps): mode 0 writes y to out; mode 1 the
+// gradients dx to out and dw (dy and dw unused in mode 0).
+napi_value RmsNorm(napi_env env, napi_callback_info info) {
+  napi_value argv[10];
+  if (!get_args(env, info, 10, argv, "rmsNorm")) return nullptr;
+  std::int64_t mode, o[5], d[2];
+  float* heap;
+  std::size_t length;
+  double eps;
+  if (!get_ints(env, argv, 0, 1, &mode) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 5, o) ||
+      !get_ints(env, argv, 7, 2, d))
+    return nullptr;
+  if (napi_get_value_double(env, argv[9], &eps) != napi_ok || !(eps >= 0)) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: rmsNorm eps must be a number >= 0");
+    return nullptr;
+  }
+  const std::int64_t rows = d[0], cols = d[1];
+  if ((mode != 0 && mode != 1) || rows < 1 || cols < 1 || rows * cols > (std::int64_t(1) << 40)) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid rmsNorm arguments");
+    return nullptr;
+  }
+  const std::int64_t size = rows * cols;
+  if (!in_heap(env, length, o[0], size) || !in_heap(env, length, o[1], cols) || !in_heap(env, length, o[3], size)) return nullptr;
+  if (mode == 1 && (!in_heap(env, length, o[2], size) || !in_heap(env, length, o[4], cols))) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  if (mode == 0) rms_norm_forward(heap + o[0], heap + o[1], heap + o[3], rows, cols, eps);
+  else rms_norm_backward(heap + o[0], heap + o[1], heap + o[2], heap + o[3], heap + o[4], rows, cols, eps);
   return nullptr;
 }
 
@@ -1555,6 +1646,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"gemm", nullptr, Gemm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"broadcast", nullptr, Broadcast, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

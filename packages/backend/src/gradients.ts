@@ -13,3 +13,41 @@ import '@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops';
 export function gradientsRegistered(): boolean {
   return tf.getGradient('Sum') != null && tf.getGradient('Conv2D') != null;
 }
+
+/** `dy` of a reduction of `x` over `axis`, reshaped with ones at the reduced axes (broadcasts against x). */
+function expandReduced(dy: tf.Tensor, x: tf.Tensor, axis: number | number[]): { expanded: tf.Tensor; reduced: number } {
+  const axes = tf.util.parseAxisParam(axis, x.shape);
+  const shape = x.shape.slice();
+  for (const a of axes) shape[a] = 1;
+  return { expanded: tf.reshape(dy, shape), reduced: axes.reduce((n, a) => n * x.shape[a]!, 1) };
+}
+
+// Sum's and Mean's gradients broadcast dy over the reduced axes. tfjs-core does that by multiplying
+// with `ones(x.shape)`, a JavaScript array as large as x, filled and copied into the backend on every
+// backward pass (a stage-2 ETT step made ~50 of them, up to 110 000 floats each, between kernels).
+// These are the same products, bit for bit, with the ones made by the backend's Fill kernel; Mean
+// divides the small dy by the count before the broadcast instead of the broadcast result after it
+// (dy·1/n and (dy/n)·1 are the same float).
+tf.registerGradient({
+  kernelName: tf.Sum,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const x = saved[0]!;
+    return {
+      x: () => tf.mul(expandReduced(dy as tf.Tensor, x, (attrs as unknown as tf.SumAttrs).axis).expanded, tf.fill(x.shape, 1, 'float32')),
+    };
+  },
+});
+tf.registerGradient({
+  kernelName: tf.Mean,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const x = saved[0]!;
+    return {
+      x: () => {
+        const { expanded, reduced } = expandReduced(dy as tf.Tensor, x, (attrs as unknown as tf.MeanAttrs).axis);
+        return tf.mul(tf.div(expanded, reduced), tf.fill(x.shape, 1, 'float32'));
+      },
+    };
+  },
+});

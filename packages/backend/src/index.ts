@@ -1,15 +1,21 @@
 // gradients first: it registers tfjs-core's gradients and chained ops as a side effect.
 export { gradientsRegistered } from './gradients';
-// The fused GroupNorm and AdamW kernels (@ettjs/core's groupNorm and AdamW use them when present) for cpu and wasm.
+// The fused GroupNorm, RMSNorm, AdamW and Σ‖g‖² kernels (@ettjs/core's groupNorm, rmsNorm, AdamW and globalNorm use them when present) for cpu and wasm.
 import { registerAdamWKernel } from './fused/adamw';
 import { registerGroupNormKernels } from './fused/group-norm';
+import { registerRmsNormKernels } from './fused/rms-norm';
 import { registerSumSquaresKernel } from './fused/sum-squares';
 registerGroupNormKernels('cpu');
 registerGroupNormKernels('wasm');
+registerRmsNormKernels('cpu');
+registerRmsNormKernels('wasm');
 registerAdamWKernel('cpu');
 registerAdamWKernel('wasm');
 registerSumSquaresKernel('cpu');
 registerSumSquaresKernel('wasm');
+// Linear-time gradient tape filtering in the tfjs engine, for every backend (see tape.ts).
+import { installLinearTapeFilter } from './tape';
+installLinearTapeFilter();
 export { doctor, formatDoctorReport } from './doctor';
 export type { DoctorReport } from './doctor';
 export { detectGpu } from './gpu';

@@ -2,7 +2,18 @@
 // fails if its kernel silently fell back to WASM or JavaScript.
 import { type NativeAddon, loadNative } from '../src/native/load';
 
-type EntryPoint = 'gemm' | 'conv2d' | 'groupNorm' | 'binary' | 'broadcast' | 'sum' | 'exp' | 'avgPoolGrad' | 'softmax' | 'adamw';
+type EntryPoint =
+  | 'gemm'
+  | 'conv2d'
+  | 'groupNorm'
+  | 'rmsNorm'
+  | 'binary'
+  | 'broadcast'
+  | 'sum'
+  | 'exp'
+  | 'avgPoolGrad'
+  | 'softmax'
+  | 'adamw';
 
 /**
  * Returns `calls` (one counter per named entry point, starting at 0) and `addon()`: the loaded addon

@@ -17,7 +17,7 @@ export {
 export type { DecodedEntry, SafetensorsDtype, SafetensorsEntry, SafetensorsFile } from './safetensors';
 export { ADAMW_KERNEL, AdamW, clipByGlobalNorm, DEFAULT_ADAMW_OPTIONS, globalNorm, SUM_SQUARES_KERNEL } from './optim';
 export type { AdamWOptions, Gradients, NamedVariables, ParamGroup, ParamGroupState } from './optim';
-export { GROUP_NORM_KERNEL, type GroupNormOptions, groupNorm, groupNormalize } from './norm';
+export { GROUP_NORM_KERNEL, type GroupNormOptions, groupNorm, groupNormalize, RMS_NORM_KERNEL, rmsNorm } from './norm';
 export {
   checkOnHost,
   type HostReadMode,

@@ -61,3 +61,26 @@ export function groupNorm(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D,
     return (activation === 'silu' ? tf.mul(y, tf.sigmoid(y)) : y) as tf.Tensor4D;
   });
 }
+
+/** The fused RMSNorm kernel's name, registered by @ettjs/backend for wasm and cpu (its src/fused/rms-norm.ts). */
+export const RMS_NORM_KERNEL = 'EttRMSNorm';
+
+/**
+ * RMSNorm as LLaMA and Qwen2 define it, over the last axis: `w · x / sqrt(mean(x²) + eps)` (no mean
+ * subtraction, no bias). Runs the fused `EttRMSNorm` kernel (one pass forward, one backward) where
+ * the active backend has it, else the same formula in tfjs ops.
+ */
+export function rmsNorm<T extends tf.Tensor>(x: T, weight: tf.Tensor1D, eps: number): T {
+  const c = x.shape[x.rank - 1];
+  if (x.rank < 1 || weight.rank !== 1 || weight.shape[0] !== c) {
+    throw new RangeError(`rmsNorm: weight must be [${c}] for x [${x.shape}], got [${weight.shape}]`);
+  }
+  if (!(eps >= 0)) throw new RangeError(`rmsNorm: eps must be >= 0, got ${eps}`);
+  if (x.dtype === 'float32' && weight.dtype === 'float32' && x.size > 0 && tf.getKernel(RMS_NORM_KERNEL, tf.getBackend()) != null) {
+    return tf.engine().runKernel(RMS_NORM_KERNEL, { x, weight }, { eps }) as T;
+  }
+  return tf.tidy(() => {
+    const variance = tf.mean(tf.square(x), -1, true);
+    return tf.mul(tf.mul(x, tf.rsqrt(tf.add(variance, eps))), weight) as T;
+  });
+}

@@ -47,6 +47,22 @@ export interface NativeAddon {
     eps: number,
   ): void;
   /**
+   * RMSNorm over the last axis of [rows, cols] with weight w [cols]; offsets in floats. mode 0
+   * forward (x, w → out = y), 1 backward (x, w, dy → out = dx, dw); unused offsets are ignored.
+   */
+  rmsNorm(
+    mode: 0 | 1,
+    heap: Float32Array,
+    x: number,
+    w: number,
+    dy: number,
+    out: number,
+    dw: number,
+    rows: number,
+    cols: number,
+    eps: number,
+  ): void;
+  /**
    * out[i] = big[i] op small[i % m] (or small[i % m] op big[i] when smallFirst = 1) for i < n; op 0
    * add, 1 sub, 2 mul, 3 div; m divides n (m = n elementwise, m = 1 a scalar).
    */

@@ -254,6 +254,26 @@ export function nativeGroupNorm(
   return outs;
 }
 
+/**
+ * RMSNorm over the last axis on the addon: [y] forward, [dx, dw] when `dy` is given; null where the
+ * addon or the wasm heap is not there (the caller runs its JavaScript loops).
+ */
+export function nativeRmsNorm(
+  backendArg: unknown,
+  t: { x: tf.TensorInfo; weight: tf.TensorInfo; dy: tf.TensorInfo | null },
+  eps: number,
+): tf.TensorInfo[] | null {
+  const native = nativeFor(backendArg, 'rmsNorm');
+  if (native == null) return null;
+  const { addon, backend } = native;
+  const cols = t.x.shape[t.x.shape.length - 1]!;
+  const rows = tf.util.sizeFromShape(t.x.shape) / cols;
+  const outs = t.dy == null ? [backend.makeOutput(t.x.shape, 'float32')] : [t.x.shape, [cols]].map((s) => backend.makeOutput(s, 'float32'));
+  const at = (x: tf.TensorInfo | null | undefined) => (x == null ? 0 : offset(backend, x));
+  addon.rmsNorm(t.dy == null ? 0 : 1, heapF32(backend), at(t.x), at(t.weight), at(t.dy), at(outs[0]), at(outs[1]), rows, cols, eps);
+  return outs;
+}
+
 const BINARY_OPS = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3 } as const;
 
 /** Whether `small`, without its leading 1s, is the trailing dimensions of `big`. */
