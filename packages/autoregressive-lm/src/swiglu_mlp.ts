@@ -1,4 +1,4 @@
-import { Module } from '@ettjs/core';
+import { Module, swiGlu } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { Linear } from './linear';
 
@@ -25,9 +25,8 @@ export class SwiGLUMLP extends Module {
   /** `[N, C]` → `[N, C]`. */
   apply(x: tf.Tensor2D): tf.Tensor2D {
     return tf.tidy(() => {
-      const g = this.gate_proj.apply(x);
-      // silu(g) = g · sigmoid(g), written out so its gradient is the plain product rule on every backend.
-      return this.down_proj.apply(tf.mul(tf.mul(g, tf.sigmoid(g)), this.up_proj.apply(x)));
+      // @ettjs/core's swiGlu: a fused kernel where the backend has one.
+      return this.down_proj.apply(swiGlu(this.gate_proj.apply(x), this.up_proj.apply(x)));
     });
   }
 }

@@ -1160,6 +1160,26 @@ void rms_norm_backward(const float* x, const float* w, const float* dy, float* d
   });
 }
 
+// SwiGLU's gating, as LLaMA's MLP applies it between its projections: y = silu(g) · u = g · σ(g) · u;
+// backward dg = dy · u · σ(g) · (1 + g · (1 − σ(g))), du = dy · g · σ(g). Elementwise, in chunks.
+constexpr std::int64_t kElementChunk = 4096;
+
+void swiglu_forward(const float* g, const float* u, float* y, std::int64_t n) {
+  parallel_range(n, kElementChunk, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) y[i] = g[i] * sigmoid(g[i]) * u[i];
+  });
+}
+
+void swiglu_backward(const float* g, const float* u, const float* dy, float* dg, float* du, std::int64_t n) {
+  parallel_range(n, kElementChunk, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t i = lo; i < hi; i++) {
+      const float s = sigmoid(g[i]);
+      du[i] = dy[i] * g[i] * s;
+      dg[i] = dy[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+    }
+  });
+}
+
 // Softmax over the last axis of [rows, cols]: out = e^(x − max) / Σ e^(x − max) per row, in vectors
 // of kLanes (a row's tail through a vector padded with −inf); exp by exp_vec, 0 where x − max <
 // −87.3 (e.g. a −inf mask). NaN or +inf in a row makes the row NaN, and so does a row of only −inf
@@ -1365,6 +1385,30 @@ napi_value RmsNorm(napi_env env, napi_callback_info info) {
   FlushDenormals flush;
   if (mode == 0) rms_norm_forward(heap + o[0], heap + o[1], heap + o[3], rows, cols, eps);
   else rms_norm_backward(heap + o[0], heap + o[1], heap + o[2], heap + o[3], heap + o[4], rows, cols, eps);
+  return nullptr;
+}
+
+// swiglu(mode, heap, g, u, dy, out, out2, n): mode 0 writes y to out; mode 1 dg to out and du to
+// out2 (dy and out2 unused in mode 0).
+napi_value Swiglu(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv, "swiglu")) return nullptr;
+  std::int64_t mode, o[5], n;
+  float* heap;
+  std::size_t length;
+  if (!get_ints(env, argv, 0, 1, &mode) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 5, o) ||
+      !get_ints(env, argv, 7, 1, &n))
+    return nullptr;
+  if ((mode != 0 && mode != 1) || n < 1) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid swiglu arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], n) || !in_heap(env, length, o[1], n) || !in_heap(env, length, o[3], n)) return nullptr;
+  if (mode == 1 && (!in_heap(env, length, o[2], n) || !in_heap(env, length, o[4], n))) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  if (mode == 0) swiglu_forward(heap + o[0], heap + o[1], heap + o[3], n);
+  else swiglu_backward(heap + o[0], heap + o[1], heap + o[2], heap + o[3], heap + o[4], n);
   return nullptr;
 }
 
@@ -1647,6 +1691,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv2d", nullptr, Conv2d, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"groupNorm", nullptr, GroupNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"rmsNorm", nullptr, RmsNorm, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"swiglu", nullptr, Swiglu, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"binary", nullptr, Binary, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"broadcast", nullptr, Broadcast, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

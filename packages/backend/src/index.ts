@@ -1,14 +1,18 @@
 // gradients first: it registers tfjs-core's gradients and chained ops as a side effect.
 export { gradientsRegistered } from './gradients';
-// The fused GroupNorm, RMSNorm, AdamW and Σ‖g‖² kernels (@ettjs/core's groupNorm, rmsNorm, AdamW and globalNorm use them when present) for cpu and wasm.
+// The fused GroupNorm, RMSNorm, SwiGLU, AdamW and Σ‖g‖² kernels (@ettjs/core's groupNorm, rmsNorm, swiGlu, AdamW and
+// globalNorm use them when present) for cpu and wasm.
 import { registerAdamWKernel } from './fused/adamw';
 import { registerGroupNormKernels } from './fused/group-norm';
 import { registerRmsNormKernels } from './fused/rms-norm';
 import { registerSumSquaresKernel } from './fused/sum-squares';
+import { registerSwigluKernels } from './fused/swiglu';
 registerGroupNormKernels('cpu');
 registerGroupNormKernels('wasm');
 registerRmsNormKernels('cpu');
 registerRmsNormKernels('wasm');
+registerSwigluKernels('cpu');
+registerSwigluKernels('wasm');
 registerAdamWKernel('cpu');
 registerAdamWKernel('wasm');
 registerSumSquaresKernel('cpu');

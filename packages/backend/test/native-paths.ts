@@ -6,6 +6,7 @@ type EntryPoint =
   | 'gemm'
   | 'conv2d'
   | 'groupNorm'
+  | 'swiglu'
   | 'rmsNorm'
   | 'binary'
   | 'broadcast'

@@ -27,5 +27,6 @@ export {
   setHostReadMode,
   settleHostChecks,
 } from './host-checks';
+export { SWIGLU_KERNEL, swiGlu } from './activations';
 export { Rng, seededRandomNormal } from './random';
 export type { RngState } from './random';

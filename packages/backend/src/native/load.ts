@@ -62,6 +62,8 @@ export interface NativeAddon {
     cols: number,
     eps: number,
   ): void;
+  /** SwiGLU gating over n floats: mode 0 y = g·σ(g)·u → out; 1 (with dy) dg → out, du → out2. */
+  swiglu(mode: 0 | 1, heap: Float32Array, g: number, u: number, dy: number, out: number, out2: number, n: number): void;
   /**
    * out[i] = big[i] op small[i % m] (or small[i % m] op big[i] when smallFirst = 1) for i < n; op 0
    * add, 1 sub, 2 mul, 3 div; m divides n (m = n elementwise, m = 1 a scalar).

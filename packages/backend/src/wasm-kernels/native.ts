@@ -274,6 +274,29 @@ export function nativeRmsNorm(
   return outs;
 }
 
+/** SwiGLU gating on the addon: [y] forward, [dg, du] when `dy` is given; null where the addon or the wasm heap is not there. */
+export function nativeSwiglu(
+  backendArg: unknown,
+  t: { gate: tf.TensorInfo; up: tf.TensorInfo; dy: tf.TensorInfo | null },
+): tf.TensorInfo[] | null {
+  const native = nativeFor(backendArg, 'swiglu');
+  if (native == null) return null;
+  const { addon, backend } = native;
+  const outs = (t.dy == null ? [t.gate.shape] : [t.gate.shape, t.gate.shape]).map((s) => backend.makeOutput(s, 'float32'));
+  const at = (x: tf.TensorInfo | null | undefined) => (x == null ? 0 : offset(backend, x));
+  addon.swiglu(
+    t.dy == null ? 0 : 1,
+    heapF32(backend),
+    at(t.gate),
+    at(t.up),
+    at(t.dy),
+    at(outs[0]),
+    at(outs[1]),
+    tf.util.sizeFromShape(t.gate.shape),
+  );
+  return outs;
+}
+
 const BINARY_OPS = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3 } as const;
 
 /** Whether `small`, without its leading 1s, is the trailing dimensions of `big`. */
