@@ -1103,7 +1103,7 @@ inline vec exp_vec(vec x) {
 // RMSNorm over the last axis of [rows, cols] with a per-column weight, as LLaMA defines it:
 // y = x · rs · w with rs = 1/sqrt(mean(x²) + eps) per row. Backward, with g = dy · w:
 // dx = rs · g − x · rs³ · mean(g · x) per row, dw = Σ_rows dy · x · rs. Row sums in float vectors
-// (a row is short: the LM's hidden size), finished in double; dw sums its rows in double per column.
+// (a row is short: the LM's hidden size), finished in double; dw in float per task, then in double.
 double dot_row(const float* a, const float* b, std::int64_t n) {
   vec acc{};
   std::int64_t j = 0;
@@ -1133,31 +1133,42 @@ void rms_norm_forward(const float* x, const float* w, float* y, std::int64_t row
 
 void rms_norm_backward(const float* x, const float* w, const float* dy, float* dx, float* dw, std::int64_t rows,
                        std::int64_t cols, double eps) {
-  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
-    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+  // Rows split over the tasks; each task sums its rows' dy · x · rs into its own float row of
+  // partial dw, and the partials are added in double at the end.
+  const int threads = pool->size();
+  const int tasks = (threads == 1 || rows * cols < kParallelElements) ? 1 : static_cast<int>(std::min<std::int64_t>(rows, threads));
+  const std::int64_t per = (rows + tasks - 1) / tasks;
+  std::vector<float> partial(std::size_t(tasks) * cols, 0.0f);
+  pool->run(tasks, [&](int t) {
+    float* acc = partial.data() + std::size_t(t) * cols;
+    for (std::int64_t r = t * per; r < std::min(rows, (t + 1) * per); r++) {
       const float* xr = x + r * cols;
       const float* dyr = dy + r * cols;
       float* dxr = dx + r * cols;
       const double rs = 1.0 / std::sqrt(dot_row(xr, xr, cols) / double(cols) + eps);
-      double gx = 0;  // Σ g · x with g = dy · w
-      for (std::int64_t j = 0; j < cols; j++) gx += double(dyr[j]) * w[j] * xr[j];
-      const float a = float(rs), b = float(-rs * rs * rs * gx / double(cols));
+      vec gv{};  // Σ g · x with g = dy · w
       std::int64_t j = 0;
-      for (; j + kLanes <= cols; j += kLanes) storev(dxr + j, loadv(dyr + j) * loadv(w + j) * a + loadv(xr + j) * b);
-      for (; j < cols; j++) dxr[j] = dyr[j] * w[j] * a + xr[j] * b;
+      for (; j + kLanes <= cols; j += kLanes) gv += loadv(dyr + j) * loadv(w + j) * loadv(xr + j);
+      double gx = 0;
+      for (int l = 0; l < kLanes; l++) gx += gv[l];
+      for (; j < cols; j++) gx += double(dyr[j]) * w[j] * xr[j];
+      const float a = float(rs), b = float(-rs * rs * rs * gx / double(cols));
+      for (j = 0; j + kLanes <= cols; j += kLanes) {
+        const vec d = loadv(dyr + j), xv = loadv(xr + j);
+        storev(dxr + j, d * loadv(w + j) * a + xv * b);
+        storev(acc + j, loadv(acc + j) + d * xv * a);
+      }
+      for (; j < cols; j++) {
+        dxr[j] = dyr[j] * w[j] * a + xr[j] * b;
+        acc[j] += dyr[j] * xr[j] * a;
+      }
     }
   });
-  // dw by columns: each task owns a block of columns and walks every row.
-  std::vector<float> scales(rows);
-  for (std::int64_t r = 0; r < rows; r++) scales[r] = rms_scale(x + r * cols, cols, eps);
-  parallel_range(cols * rows, rows * kLanes, [&](std::int64_t lo, std::int64_t hi) {
-    const std::int64_t c0 = lo / rows, c1 = std::min(cols, (hi + rows - 1) / rows);
-    for (std::int64_t c = c0; c < c1; c++) {
-      double s = 0;
-      for (std::int64_t r = 0; r < rows; r++) s += double(dy[r * cols + c]) * x[r * cols + c] * scales[r];
-      dw[c] = float(s);
-    }
-  });
+  for (std::int64_t c = 0; c < cols; c++) {
+    double s = 0;
+    for (int t = 0; t < tasks; t++) s += partial[std::size_t(t) * cols + c];
+    dw[c] = float(s);
+  }
 }
 
 // SwiGLU's gating, as LLaMA's MLP applies it between its projections: y = silu(g) · u = g · σ(g) · u;

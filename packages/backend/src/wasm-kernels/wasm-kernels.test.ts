@@ -956,6 +956,87 @@ describe('slice and split read the heap in place', () => {
     expect(Array.from(outs[2]!)).toEqual(expected.map((v) => (v % 3 === 0 ? 1 : 0)));
   });
 
+  it.each([
+    {
+      shapes: [
+        [2048, 1, 32],
+        [2048, 1, 32],
+      ],
+      axis: 1,
+    },
+    {
+      shapes: [
+        [3, 2, 100],
+        [3, 1, 100],
+        [3, 4, 100],
+      ],
+      axis: 1,
+    },
+    {
+      shapes: [
+        [2, 5],
+        [2, 0],
+        [2, 3],
+      ],
+      axis: 1,
+    }, // an empty input
+    {
+      shapes: [
+        [4, 3],
+        [2, 3],
+      ],
+      axis: 0,
+    },
+    {
+      shapes: [
+        [2, 3, 70],
+        [2, 3, 1],
+      ],
+      axis: -1,
+    },
+  ])('concat of $shapes on axis $axis matches the element-by-element layout for float32, int32 and bool', async ({ shapes, axis }) => {
+    const offsets = shapes.map((_, i) => shapes.slice(0, i).reduce((a, s) => a + s.reduce((p, d) => p * d, 1), 0));
+    const values = shapes.map((s, i) => Array.from({ length: s.reduce((a, b) => a * b, 1) }, (_, k) => offsets[i]! + k));
+    const outs = await on('wasm', () => [
+      tf.concat(
+        shapes.map((s, i) => tf.tensor(values[i]!, s)),
+        axis,
+      ),
+      tf.cast(
+        tf.concat(
+          shapes.map((s, i) => tf.tensor(values[i]!, s, 'int32')),
+          axis,
+        ),
+        'float32',
+      ),
+      tf.cast(
+        tf.concat(
+          shapes.map((s, i) =>
+            tf.tensor(
+              values[i]!.map((v) => v % 3 === 0),
+              s,
+              'bool',
+            ),
+          ),
+          axis,
+        ),
+        'float32',
+      ),
+    ]);
+    // Expected: for each index over the axes before `axis`, each input's block of the rest in turn.
+    const ax = axis < 0 ? axis + shapes[0]!.length : axis;
+    const outer = shapes[0]!.slice(0, ax).reduce((a, b) => a * b, 1);
+    const expected: number[] = [];
+    for (let b = 0; b < outer; b++)
+      for (const [i, s] of shapes.entries()) {
+        const run = s.slice(ax).reduce((a, d) => a * d, 1);
+        for (let k = 0; k < run; k++) expected.push(values[i]![b * run + k]!);
+      }
+    expect(Array.from(outs[0]!)).toEqual(expected);
+    expect(Array.from(outs[1]!)).toEqual(expected);
+    expect(Array.from(outs[2]!)).toEqual(expected.map((v) => (v % 3 === 0 ? 1 : 0)));
+  });
+
   it('splits into many uneven parts along any axis, and the split gradient concatenates', async () => {
     const sizes = Array.from({ length: 40 }, (_, i) => 1 + (i % 5));
     const n = sizes.reduce((a, b) => a + b, 0);
