@@ -1331,6 +1331,51 @@ void sum_trailing(const float* x, float* out, std::int64_t rows, std::int64_t co
   });
 }
 
+// out[r] = max over row r of [rows, cols]; NaN if the row has one (as tfjs's cpu kernel).
+void max_trailing(const float* x, float* out, std::int64_t rows, std::int64_t cols) {
+  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+      const float* row = x + r * cols;
+      vec m = vec{} - HUGE_VALF;
+      ivec nan{};
+      std::int64_t c = 0;
+      for (; c + kLanes <= cols; c += kLanes) {
+        const vec v = loadv(row + c);
+        m = v > m ? v : m;
+        nan |= v != v;
+      }
+      float best = -HUGE_VALF;
+      bool any = false;
+      for (int l = 0; l < kLanes; l++) {
+        best = m[l] > best ? m[l] : best;
+        any = any || nan[l] != 0;
+      }
+      for (; c < cols; c++) {
+        best = row[c] > best ? row[c] : best;
+        any = any || row[c] != row[c];
+      }
+      out[r] = any ? std::numeric_limits<float>::quiet_NaN() : best;
+    }
+  });
+}
+
+// Σ over many float spans of x², in float vectors per block of 1024 added in double.
+double sum_squares(const float* x, std::int64_t n) {
+  double s = 0;
+  for (std::int64_t c0 = 0; c0 < n; c0 += 1024) {
+    const std::int64_t c1 = std::min(n, c0 + 1024);
+    vec acc{};
+    std::int64_t c = c0;
+    for (; c + kLanes <= c1; c += kLanes) {
+      const vec v = loadv(x + c);
+      acc += v * v;
+    }
+    for (int l = 0; l < kLanes; l++) s += acc[l];
+    for (; c < c1; c++) s += double(x[c]) * x[c];
+  }
+  return s;
+}
+
 // groupNorm(mode, heap, x, gamma, beta, dy, out, dgamma, dbeta, batch, hw, c, groups, silu, eps):
 // offsets in floats; mode 0 forward (x, gamma, beta -> out; dy, dgamma, dbeta unused), 1 backward
 // (x, gamma, beta, dy -> out = dx, dgamma, dbeta).
@@ -1622,6 +1667,56 @@ napi_value Sum(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// max(heap, x, out, rows, cols): out[r] = max of row r.
+napi_value Max(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv, "max")) return nullptr;
+  std::int64_t o[2], d[2];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 2, o) || !get_ints(env, argv, 3, 2, d)) return nullptr;
+  if (d[0] < 1 || d[1] < 1) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid max arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], d[0] * d[1]) || !in_heap(env, length, o[1], d[0])) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  max_trailing(heap + o[0], heap + o[1], d[0], d[1]);
+  return nullptr;
+}
+
+// sumSquares(heap, table, count, out): out = Σ over `count` spans (table: Int32Array of offset, size
+// pairs, in floats) of x², rounded once to float.
+napi_value SumSquares(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv, "sumSquares")) return nullptr;
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length)) return nullptr;
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  napi_value buffer;
+  std::size_t offset, entries;
+  if (napi_get_typedarray_info(env, argv[1], &type, &entries, &ptr, &buffer, &offset) != napi_ok || type != napi_int32_array) {
+    napi_throw_type_error(env, nullptr, "@ettjs/backend native: the sumSquares table must be an Int32Array");
+    return nullptr;
+  }
+  const std::int32_t* table = static_cast<const std::int32_t*>(ptr);
+  std::int64_t count, out;
+  if (!get_ints(env, argv, 2, 1, &count) || !get_ints(env, argv, 3, 1, &out)) return nullptr;
+  if (count < 0 || std::size_t(count) * 2 > entries) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid sumSquares table");
+    return nullptr;
+  }
+  if (!in_heap(env, length, out, 1)) return nullptr;
+  for (std::int64_t i = 0; i < count; i++)
+    if (!in_heap(env, length, table[2 * i], table[2 * i + 1])) return nullptr;
+  double total = 0;
+  for (std::int64_t i = 0; i < count; i++) total += sum_squares(heap + table[2 * i], table[2 * i + 1]);
+  heap[out] = float(total);
+  return nullptr;
+}
+
 // setThreads(n) -> n actually used; threads() -> current count.
 napi_value SetThreads(napi_env env, napi_callback_info info) {
   std::size_t argc = 1;
@@ -1708,6 +1803,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"avgPoolGrad", nullptr, AvgPoolGrad, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"softmax", nullptr, Softmax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sum", nullptr, Sum, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"max", nullptr, Max, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"setThreads", nullptr, SetThreads, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

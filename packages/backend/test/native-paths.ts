@@ -11,6 +11,8 @@ type EntryPoint =
   | 'binary'
   | 'broadcast'
   | 'sum'
+  | 'max'
+  | 'sumSquares'
   | 'exp'
   | 'avgPoolGrad'
   | 'softmax'

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setHostReadMode } from '@ettjs/core';
 import { describe, expect, it } from 'vitest';
 import { asVariable } from '../test/helpers';
+import { l2NormalizeRows } from './codebook-quantizer';
 import { IBQQuantizer } from './ibq';
 import { CodebookUsage, codePerplexity } from './usage';
 import { VectorQuantizer } from './vq';
@@ -200,5 +201,37 @@ describe('CodebookQuantizer bookkeeping', () => {
     expect(() => new IBQQuantizer({ codebookSize: 4, codeDim: 2, deadCodeRestart: { kind: 'batch-samples', afterSteps: 0 } })).toThrow(
       /afterSteps/,
     );
+  });
+});
+
+describe('l2NormalizeRows', () => {
+  it('divides rows by their l2 norm (a zero row stays 0), with gradient (I − n nᵀ)·w / ‖x‖', () => {
+    const rows = [
+      [3, 4, 0],
+      [0, 0, 0],
+      [1, -2, 2],
+    ];
+    const w = [0.5, -1, 2];
+    const [y, g] = tf.tidy(() => {
+      const x = tf.tensor2d(rows);
+      const wt = tf.tensor1d(w);
+      const f = (t: tf.Tensor) => tf.sum(tf.mul(l2NormalizeRows(t as tf.Tensor2D), wt));
+      // rows 0 and 2 only: at the zero row sqrt's gradient is infinite (as F.normalize's)
+      const keep = tf.tensor2d([[1], [0], [1]]);
+      return [
+        l2NormalizeRows(x).arraySync(),
+        tf
+          .grad((t: tf.Tensor) => f(tf.mul(t, keep)))(x)
+          .arraySync(),
+      ];
+    });
+    const [ys, gs] = [y as number[][], g as number[][]];
+    const norms = [5, 0, 3];
+    for (const [i, r] of rows.entries()) for (const [j, v] of r.entries()) expect(ys[i]![j]).toBeCloseTo(norms[i] ? v / norms[i]! : 0, 6);
+    for (const i of [0, 2]) {
+      const n = rows[i]!.map((v) => v / norms[i]!);
+      const nw = n.reduce((a, v, j) => a + v * w[j]!, 0);
+      for (const [j, nj] of n.entries()) expect(gs[i]![j]).toBeCloseTo((w[j]! - nj * nw) / norms[i]!, 5);
+    }
   });
 });

@@ -445,9 +445,13 @@ export abstract class CodebookQuantizer<O extends CodebookOptions = CodebookOpti
   }
 }
 
-/** Rows divided by their l2 norm (clamped at 1e-12, as F.normalize). */
+/**
+ * Rows divided by their l2 norm (clamped at 1e-12, as F.normalize). The norm is sqrt(Σ x²): tf.norm
+ * computes it as pow(|x|, 2), and tfjs-backend-wasm's Pow is a scalar libm call per element (93 µs
+ * for [512, 16]) with a gradient of five more kernels.
+ */
 export function l2NormalizeRows(x: tf.Tensor2D): tf.Tensor2D {
-  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', 1, true), 1e-12)));
+  return tf.tidy(() => tf.div(x, tf.maximum(tf.sqrt(tf.sum(tf.square(x), 1, true)), 1e-12)));
 }
 
 export { DEFAULT_MAX_BLOCK_ELEMENTS };

@@ -4,7 +4,10 @@ import { globalNorm } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
+import { countingAddon } from '../../test/native-paths';
 import { initBackend } from '../init';
+import { loadNative } from '../native/load';
+import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { SUM_SQUARES } from './sum-squares';
 
 const gpu = await initBackend({ backend: 'webgpu' }).then(
@@ -87,6 +90,30 @@ describe.each(BACKENDS)('EttSumSquares on %s', (backend) => {
       tf.dispose([a, b, n, i]);
     } finally {
       await tf.setBackend('cpu');
+    }
+  });
+});
+
+describe('EttSumSquares on wasm: the native addon and the JavaScript loop', () => {
+  it('the addon runs it where it loads, and both paths give the float64 sum', async () => {
+    const counted = countingAddon(['sumSquares']);
+    const values = SHAPES.map((s, i) => Float32Array.from(randn(tf.util.sizeFromShape(s), 80 + i), (v, k) => v * 10 ** (k % 3)));
+    let want = 0;
+    for (const v of values) for (const x of v) want += x * x;
+    const saved = activeNativeAddon();
+    try {
+      for (const addon of [counted.addon(), null]) {
+        setNativeAddon(addon);
+        const [got] = await runOn('wasm', 'cpu', () => [
+          tf
+            .engine()
+            .runKernel(SUM_SQUARES, values.map((v, i) => tf.tensor(v, SHAPES[i]!)) as unknown as tf.NamedTensorMap, {}) as tf.Tensor,
+        ]);
+        expectClose(got!, [want], 1e-6);
+      }
+      if (loadNative().addon != null) expect(counted.calls.sumSquares).toBe(1);
+    } finally {
+      setNativeAddon(saved);
     }
   });
 });

@@ -62,6 +62,10 @@ export interface NativeAddon {
     cols: number,
     eps: number,
   ): void;
+  /** out[r] = max of row r of [rows, cols] (NaN if the row has one). */
+  max(heap: Float32Array, x: number, out: number, rows: number, cols: number): void;
+  /** heap[out] = Σ x² over the spans of `table` (offset, size pairs in floats), summed in double. */
+  sumSquares(heap: Float32Array, table: Int32Array, count: number, out: number): void;
   /** SwiGLU gating over n floats: mode 0 y = g·σ(g)·u → out; 1 (with dy) dg → out, du → out2. */
   swiglu(mode: 0 | 1, heap: Float32Array, g: number, u: number, dy: number, out: number, out2: number, n: number): void;
   /**

@@ -297,6 +297,41 @@ export function nativeSwiglu(
   return outs;
 }
 
+/** Max over the trailing axes (float32) on the addon; every other case runs `fallback`. */
+export function nativeMax(fallback: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    const native = nativeFor(args.backend, 'max');
+    const x = args.inputs['x'] as tf.TensorInfo;
+    if (native == null || x.dtype !== 'float32') return fallback(args);
+    const { reductionIndices, keepDims } = args.attrs as unknown as { reductionIndices: number | number[]; keepDims: boolean };
+    const axes = [...new Set(tf.util.parseAxisParam(reductionIndices, x.shape))].sort((p, q) => p - q);
+    const r = x.shape.length;
+    const n = tf.util.sizeFromShape(x.shape);
+    if (axes.length === 0 || n === 0 || !axes.every((ax, i) => ax === r - axes.length + i)) return fallback(args);
+    const cols = tf.util.sizeFromShape(axes.map((ax) => x.shape[ax]!));
+    const { addon, backend } = native;
+    const outShape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+    const out = backend.makeOutput(outShape, 'float32');
+    addon.max(heapF32(backend), offset(backend, x), offset(backend, out), n / cols, cols);
+    return out;
+  };
+}
+
+/** Σ x² over float32 tensors on the addon, as a float32 scalar; null where the addon or the wasm heap is not there. */
+export function nativeSumSquares(backendArg: unknown, list: readonly tf.TensorInfo[]): tf.TensorInfo | null {
+  const native = nativeFor(backendArg, 'sumSquares');
+  if (native == null) return null;
+  const { addon, backend } = native;
+  const out = backend.makeOutput([], 'float32');
+  const table = new Int32Array(2 * list.length);
+  list.forEach((t, i) => {
+    table[2 * i] = offset(backend, t);
+    table[2 * i + 1] = tf.util.sizeFromShape(t.shape);
+  });
+  addon.sumSquares(heapF32(backend), table, list.length, offset(backend, out));
+  return out;
+}
+
 const BINARY_OPS = { [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3 } as const;
 
 /** Whether `small`, without its leading 1s, is the trailing dimensions of `big`. */

@@ -99,7 +99,7 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'exp', 'avgPoolGrad', 'softmax']);
+const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'max', 'exp', 'avgPoolGrad', 'softmax']);
 const nativeCalls = counted.calls;
 const KERNEL_PATHS = [
   { path: 'native', addon: counted.addon },
@@ -415,6 +415,52 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
       expectClose(got!, ref, 1e-5);
       expect(Array.from(gotShape!)).toEqual(keepDims ? outShape : shape.filter((_, i) => !red.includes(i)));
       if (path === 'native' && loadNative().addon != null) expect(nativeCalls.sum - before, `sum over ${axes}`).toBe(native ? 1 : 0);
+    }
+  });
+
+  it('max over trailing axes (native) and others (stock), with keepDims, NaN and -Infinity rows, against a scan', async () => {
+    const shape = [6, 5, 40, 33]; // 39 600 elements: the threaded path; rows of 33 and 1 320 (vector tails)
+    const x = randn(size(shape), 78);
+    x[5 * 33 + 7] = Number.NaN; // row 5 of the last axis
+    for (let k = 0; k < 33; k++) x[9 * 33 + k] = Number.NEGATIVE_INFINITY; // row 9: all -Infinity
+    const cases: [number[] | null, boolean, boolean][] = [
+      [[3], false, true],
+      [[2, 3], true, true],
+      [null, false, true],
+      [[0], false, false], // leading: the stock kernel
+    ];
+    for (const [axes, keepDims, native] of cases) {
+      const before = nativeCalls.max;
+      const [got, gotShape] = await on('wasm', () => {
+        const t = tf.max(tf.tensor(x, shape), axes ?? undefined, keepDims);
+        return [t, tf.tensor1d(t.shape.length ? t.shape : [], 'int32')];
+      });
+      const red = axes ?? [0, 1, 2, 3];
+      const outShape = shape.map((d, i) => (red.includes(i) ? 1 : d));
+      const ref = new Float64Array(size(outShape)).fill(Number.NEGATIVE_INFINITY);
+      for (let i = 0; i < x.length; i++) {
+        let o = 0;
+        let r = i;
+        const coord = [0, 0, 0, 0];
+        for (let j = 3; j >= 0; j--) {
+          coord[j] = r % shape[j]!;
+          r = Math.floor(r / shape[j]!);
+        }
+        coord.forEach((c, j) => {
+          o = o * outShape[j]! + (red.includes(j) ? 0 : c);
+        });
+        if (Number.isNaN(x[i]!) || x[i]! > ref[o]!) ref[o] = Number.isNaN(ref[o]!) ? ref[o]! : x[i]!;
+      }
+      const onAddon = path === 'native' && loadNative().addon != null;
+      if (native && onAddon) {
+        expect(Array.from(got!).map(String)).toEqual(Array.from(ref).map(String));
+      } else {
+        // The stock kernel's NaN handling is its own: compare the rows without one.
+        const finite = Array.from(ref.keys()).filter((i) => !Number.isNaN(ref[i]!));
+        expect(finite.map((i) => got![i])).toEqual(finite.map((i) => ref[i]));
+      }
+      if (onAddon) expect(nativeCalls.max - before, `max over ${axes}`).toBe(native ? 1 : 0);
+      expect(Array.from(gotShape!)).toEqual(keepDims ? outShape : shape.filter((_, i) => !red.includes(i)));
     }
   });
 
