@@ -1,9 +1,10 @@
 // gradients first: it registers tfjs-core's gradients and chained ops as a side effect.
 export { gradientsRegistered } from './gradients';
 // The fused GroupNorm, RMSNorm, SwiGLU, AdamW and Σ‖g‖² kernels (@ettjs/core's groupNorm, rmsNorm, swiGlu, AdamW and
-// globalNorm use them when present) for cpu and wasm.
+// globalNorm use them when present) for cpu and wasm, and LeakyReLU's one-kernel gradient.
 import { registerAdamWKernel } from './fused/adamw';
 import { registerGroupNormKernels } from './fused/group-norm';
+import { registerLeakyReluGradKernel } from './fused/leaky-relu';
 import { registerRmsNormKernels } from './fused/rms-norm';
 import { registerSumSquaresKernel } from './fused/sum-squares';
 import { registerSwigluKernels } from './fused/swiglu';
@@ -17,6 +18,8 @@ registerAdamWKernel('cpu');
 registerAdamWKernel('wasm');
 registerSumSquaresKernel('cpu');
 registerSumSquaresKernel('wasm');
+registerLeakyReluGradKernel('cpu');
+registerLeakyReluGradKernel('wasm');
 // Linear-time gradient tape filtering in the tfjs engine, for every backend (see tape.ts).
 import { installLinearTapeFilter } from './tape';
 installLinearTapeFilter();

@@ -16,7 +16,9 @@ type EntryPoint =
   | 'exp'
   | 'avgPoolGrad'
   | 'softmax'
-  | 'adamw';
+  | 'adamw'
+  | 'copy'
+  | 'leakyRelu';
 
 /**
  * Returns `calls` (one counter per named entry point, starting at 0) and `addon()`: the loaded addon

@@ -103,8 +103,18 @@ export interface NativeAddon {
   softmax(heap: Float32Array, x: number, out: number, rows: number, cols: number): void;
   /** out[i] = e^x[i] for i < n (relative error about 2e-7; 0 where the result would be denormal). */
   exp(heap: Float32Array, x: number, out: number, n: number): void;
-  /** out[c] = Σ_r x[r, c] when leading = 1, else out[r] = Σ_c x[r, c]; double accumulation. */
-  sum(heap: Float32Array, x: number, out: number, rows: number, cols: number, leading: 0 | 1): void;
+  /**
+   * out[c] = Σ_r x[r, c] / divisor when leading = 1, else out[r] = Σ_c x[r, c] / divisor; double
+   * accumulation and division, one rounding (divisor 1: Sum; the reduced count: Mean).
+   */
+  sum(heap: Float32Array, x: number, out: number, rows: number, cols: number, leading: 0 | 1, divisor: number): void;
+  /**
+   * dst[Σ i·dstStrides] = src[Σ i·srcStrides] over the four dimensions `dims` (element strides ≥ 0):
+   * a copy of 4-byte elements (float32 or int32 bits) for Transpose, Slice, SplitV, Concat, PadV2.
+   */
+  copy(heap: Float32Array, src: number, dst: number, ...dimsThenSrcStridesThenDstStrides: number[]): void;
+  /** grad 0: out = x < 0 ? alpha·x : x (dy ignored); grad 1: out = x > 0 ? dy : alpha·dy; over n floats. */
+  leakyRelu(heap: Float32Array, x: number, dy: number, out: number, n: number, alpha: number, grad: 0 | 1): void;
   /**
    * One AdamW step of `count` parameters; `table` holds 8 int32 per parameter: the float offsets of
    * param, grad, m, v, new m, new v, new param, then its size.

@@ -14,15 +14,19 @@ import {
   nativeExp,
   nativeConv2DBackpropFilter,
   nativeConv2DBackpropInput,
+  nativeLeakyRelu,
   nativeMax,
+  nativePad,
   nativeSoftmax,
   nativeSum,
+  nativeTranspose,
   setNativeAddon,
 } from './native';
 import { resizeNearestNeighborGrad } from './resize-nearest-neighbor-grad';
 import { gatherRows, unsortedSegmentSum } from './unsorted-segment-sum';
 import { registerAdamWKernel } from '../fused/adamw';
 import { registerGroupNormKernels } from '../fused/group-norm';
+import { registerLeakyReluGradKernel } from '../fused/leaky-relu';
 import { registerRmsNormKernels } from '../fused/rms-norm';
 import { registerSumSquaresKernel } from '../fused/sum-squares';
 import { registerSwigluKernels } from '../fused/swiglu';
@@ -41,14 +45,22 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.RealDiv]: 'as Add',
   [tf.Exp]: 'scalar libm exp on one thread (4 ns per element); native vectorized exp (relative error ~2e-7) with threads, else stock',
   [tf.Sum]: 'one thread, float accumulation; native over leading or trailing axes (double accumulation, threads), else stock',
-  [tf.AvgPoolGrad]: 'one scalar thread, 19 ns per element; native, gathered per input pixel on threads, else stock',
+  [tf.Mean]: 'one thread (70 µs for a batch norm mean of [8,7,7,64]); native as Sum, divided in double, else stock',
+  [tf.AvgPoolGrad]:
+    'one scalar thread, 19 ns per element; native, separable (rows spread to columns, then summed per window row), threads over the batch, else stock',
+  [tf.Transpose]: 'stock 42 µs for an attention head split [8,109,4,32]; native strided copy (float32/int32, ≤ 4 merged dims), else stock',
+  [tf.PadV2]: 'stock 126 µs to pad [8,32,31,3] by a column; native fill + strided copy (float32/int32), else stock',
+  [tf.LeakyRelu]: 'stock 41 µs for 32 768 floats; native one pass with threads (float32), else stock',
+  EttLeakyReluGrad:
+    "LeakyRelu's gradient as one kernel (native, or a JavaScript loop; also on cpu) instead of Greater + Multiply + Select (Greater against a scalar: 150 µs for 32 768 floats in stock wasm)",
   [tf.Max]: 'one thread (167 µs for [512, 256]); native over trailing axes (vectorized, threads; NaN rows give NaN), else stock',
   [tf.Softmax]: 'XNNPACK on one thread; native over the last axis (vectorized exp, threads), else stock',
   [tf.Identity]:
     'stock copies the tensor, and the gradient tape clones every saved tensor with it; shares the memory (tensors are immutable)',
   [tf.Cast]: 'stock copies even when the dtype does not change; then shares the memory as Identity',
-  [tf.Slice]: 'stock copies the whole input out of the heap on every call; copies only the slice',
-  [tf.SplitV]: 'stock runs that Slice once per part (173 parts of a 570k vector: 0.5-1.9 s); one view, one copy per part',
+  [tf.Slice]: 'stock copies the whole input out of the heap on every call; copies only the slice (native strided copy for float32/int32)',
+  [tf.SplitV]:
+    'stock runs that Slice once per part (173 parts of a 570k vector: 0.5-1.9 s); one view, one copy per part (native strided copy for float32/int32)',
   [tf.UnsortedSegmentSum]: 'missing (no embedding gradient); one pass over heap views',
   [tf.GatherV2]: 'about 1 ms for a 344-row embedding lookup; axis 0: one row copy per index from a heap view, else stock',
   [tf.ResizeNearestNeighborGrad]: 'wrong for batch > 1 (and so is cpu); scatterND over the forward index map',
@@ -65,7 +77,7 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   EttSwiGLU:
     "@ettjs/core's swiGlu (silu(gate)·up) as one kernel forward and one backward (native threads; also on cpu), instead of ~3 + ~12 kernels",
   [tf.Concat]:
-    'a TypedArray.subarray view per run (4 096 for a pair of [2048,1,32] on axis 1: 250 µs); one copyWithin per run in the heap (70 µs)',
+    'a TypedArray.subarray view per run (4 096 for a pair of [2048,1,32] on axis 1: 250 µs); one native strided copy per input (float32/int32), else one copyWithin per run in the heap (70-100 µs)',
   EttSumSquares:
     "@ettjs/core's globalNorm as one pass over the gradients summed in float64 (native, vectorized; also on cpu), instead of a square and a sum per gradient",
 };
@@ -110,6 +122,10 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockSoftmax = tf.getKernel(tf.Softmax, 'wasm');
   const stockConcat = tf.getKernel(tf.Concat, 'wasm');
   const stockMax = tf.getKernel(tf.Max, 'wasm');
+  const stockMean = tf.getKernel(tf.Mean, 'wasm');
+  const stockTranspose = tf.getKernel(tf.Transpose, 'wasm');
+  const stockPad = tf.getKernel(tf.PadV2, 'wasm');
+  const stockLeakyRelu = tf.getKernel(tf.LeakyRelu, 'wasm');
   if (
     stockMatMul == null ||
     stockConv == null ||
@@ -123,6 +139,10 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     stockSoftmax == null ||
     stockConcat == null ||
     stockMax == null ||
+    stockMean == null ||
+    stockTranspose == null ||
+    stockPad == null ||
+    stockLeakyRelu == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
     throw new Error(
@@ -138,6 +158,10 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     { ...stockConv, kernelFunc: nativeConv2D(stockConv.kernelFunc) },
     ...stockBinary.map(([name, k]) => ({ ...k!, kernelFunc: nativeBinary(name, k!.kernelFunc) })),
     { ...stockSum, kernelFunc: nativeSum(stockSum.kernelFunc) },
+    { ...stockMean, kernelFunc: nativeSum(stockMean.kernelFunc, true) },
+    { ...stockTranspose, kernelFunc: nativeTranspose(stockTranspose.kernelFunc) },
+    { ...stockPad, kernelFunc: nativePad(stockPad.kernelFunc) },
+    { ...stockLeakyRelu, kernelFunc: nativeLeakyRelu(stockLeakyRelu.kernelFunc) },
     { ...stockMax, kernelFunc: nativeMax(stockMax.kernelFunc) },
     { ...stockExp, kernelFunc: nativeExp(stockExp.kernelFunc) },
     { ...stockGather, kernelFunc: gatherRows(stockGather.kernelFunc) },
@@ -162,6 +186,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     ...registerSwigluKernels('wasm'),
     registerAdamWKernel('wasm'),
     registerSumSquaresKernel('wasm'),
+    registerLeakyReluGradKernel('wasm'),
   ];
   // A wasm backend that is already running skipped the setup of kernels registered after it.
   const running = (tf.engine().registry as Record<string, tf.KernelBackend | undefined>)['wasm'];
@@ -170,6 +195,10 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
       stockMatMul,
       stockConv,
       stockSum,
+      stockMean,
+      stockTranspose,
+      stockPad,
+      stockLeakyRelu,
       stockMax,
       stockExp,
       stockCast,

@@ -1,9 +1,11 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { contiguousStrides, nativeCopy } from './native';
 
 // Slice and SplitV without a copy of the whole input. tfjs-backend-wasm 4.22's Slice starts with
 // `backend.readSync(x)`, which copies the entire input out of the heap on every call, and SplitV
 // runs that Slice once per part: splitting a 570 000-element vector into 173 parts took 0.5-1.9 s.
-// These read the input through a view of the heap and copy only what the output needs.
+// These read the input through a view of the heap and copy only what the output needs: on the
+// native addon as one strided copy (float32/int32), else run by run in JavaScript.
 
 /** The parts of tfjs-backend-wasm's backend that read and write tensors through views of its heap. */
 export interface WasmViews extends tf.KernelBackend {
@@ -27,6 +29,9 @@ function copyBox(backend: WasmViews, x: tf.TensorInfo, begin: number[], size: nu
     dst.set(src.subarray(offset, offset + n));
     return out;
   }
+  const xStrides = contiguousStrides(x.shape);
+  const start = begin.reduce((sum, b, k) => sum + b * xStrides[k]!, 0);
+  if (nativeCopy(backend, x, start, out, 0, size, xStrides, contiguousStrides(size))) return out;
   // Trailing dimensions the box spans whole merge into the one before them (an image's rows without
   // their first pixel: runs of 31·3 floats, not 3), so each run is one copy.
   const shape = [...x.shape];
@@ -94,8 +99,9 @@ export function splitVFromView(stock: tf.KernelFunc): tf.KernelFunc {
  * Concat from heap views. The stock kernel makes a subarray view per (outer index, input) run, and
  * ~0.1 µs each adds up: concatenating two [2048, 1, 32] tensors on axis 1 is 4 096 views for 32
  * floats apiece (250 µs). Inputs and output all live in the wasm heap, so each run here is one
- * `copyWithin` of a single view of the whole heap (70 µs). Strings, and concats with at most one
- * non-empty input, go to the stock kernel.
+ * `copyWithin` of a single view of the whole heap (70 µs); on the native addon each input is one
+ * strided copy (float32/int32). Strings, and concats with at most one non-empty input, go to the
+ * stock kernel.
  */
 export function concatFromViews(stock: tf.KernelFunc): tf.KernelFunc {
   return (args: KernelArgs) => {
@@ -110,14 +116,23 @@ export function concatFromViews(stock: tf.KernelFunc): tf.KernelFunc {
     const outShape = tf.backend_util.computeOutShape(shapes, axis);
     const backend = args.backend as WasmViews;
     const out = backend.makeOutput(outShape, nonEmpty[0]!.dtype);
+    const outer = tf.util.sizeFromShape(outShape.slice(0, axis));
+    const runs = nonEmpty.map((t) => tf.util.sizeFromShape(t.shape.slice(axis)));
+    const row = runs.reduce((a, b) => a + b, 0);
+    // Input i fills columns [Σ earlier runs, + its run) of the output seen as [outer, row].
+    let column = 0;
+    const native = nonEmpty.every((t, i) => {
+      const done = nativeCopy(backend, t, 0, out, column, [outer, runs[i]!], [runs[i]!, 1], [row, 1]);
+      column += runs[i]!;
+      return done;
+    });
+    if (native) return out;
     // Views after makeOutput: allocating may grow (and so replace) the heap.
     const dst = backend.typedArrayFromHeap(out);
     const Ctor = dst.constructor as new (buffer: ArrayBufferLike) => Float32Array | Int32Array | Uint8Array;
     const heap = new Ctor(dst.buffer);
     const start = (v: ArrayBufferView & { BYTES_PER_ELEMENT: number }) => v.byteOffset / v.BYTES_PER_ELEMENT;
     const froms = nonEmpty.map((t) => start(backend.typedArrayFromHeap(t)));
-    const runs = nonEmpty.map((t) => tf.util.sizeFromShape(t.shape.slice(axis)));
-    const outer = tf.util.sizeFromShape(outShape.slice(0, axis));
     let o = start(dst);
     for (let b = 0; b < outer; b++) {
       for (let i = 0; i < froms.length; i++) {

@@ -99,7 +99,7 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'max', 'exp', 'avgPoolGrad', 'softmax']);
+const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'max', 'exp', 'avgPoolGrad', 'softmax', 'copy']);
 const nativeCalls = counted.calls;
 const KERNEL_PATHS = [
   { path: 'native', addon: counted.addon },
@@ -379,7 +379,10 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
     }
   });
 
-  it('sum over leading, trailing, all and middle axes, with keepDims, against float64 sums', async () => {
+  it.each([
+    ['sum', tf.sum],
+    ['mean', tf.mean],
+  ] as const)('%s over leading, trailing, all and middle axes, with keepDims, against float64 sums', async (name, reduce) => {
     const shape = [6, 5, 40, 33]; // 39 600 elements: the threaded path
     const x = randn(size(shape), 77);
     const cases: [number[] | null, boolean, boolean][] = [
@@ -393,7 +396,7 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
     for (const [axes, keepDims, native] of cases) {
       const before = nativeCalls.sum;
       const [got, gotShape] = await on('wasm', () => {
-        const t = tf.sum(tf.tensor(x, shape), axes ?? undefined, keepDims);
+        const t = reduce(tf.tensor(x, shape), axes ?? undefined, keepDims);
         return [t, tf.tensor1d(t.shape.length ? t.shape : [], 'int32')];
       });
       const red = axes ?? [0, 1, 2, 3];
@@ -412,9 +415,10 @@ describe.each(KERNEL_PATHS)('elementwise arithmetic and sums, $path kernels', ({
         });
         ref[o]! += x[i];
       }
+      if (name === 'mean') for (let i = 0; i < ref.length; i++) ref[i]! /= x.length / ref.length;
       expectClose(got!, ref, 1e-5);
       expect(Array.from(gotShape!)).toEqual(keepDims ? outShape : shape.filter((_, i) => !red.includes(i)));
-      if (path === 'native' && loadNative().addon != null) expect(nativeCalls.sum - before, `sum over ${axes}`).toBe(native ? 1 : 0);
+      if (path === 'native' && loadNative().addon != null) expect(nativeCalls.sum - before, `${name} over ${axes}`).toBe(native ? 1 : 0);
     }
   });
 
@@ -567,6 +571,8 @@ const AVG_POOL_CASES: { b: number; h: number; w: number; ch: number; f: number; 
   { b: 2, h: 9, w: 7, ch: 3, f: 2, s: 2, pad: 'valid' }, // its 2x downsampling, odd sizes
   { b: 2, h: 7, w: 6, ch: 5, f: 3, s: 2, pad: 'same' },
   { b: 1, h: 5, w: 8, ch: 2, f: 2, s: 1, pad: 'same' },
+  { b: 4, h: 32, w: 32, ch: 8, f: 3, s: 1, pad: 'same' }, // threads over the batch; stride-1 shifts on both sides
+  { b: 1, h: 40, w: 36, ch: 16, f: 3, s: 2, pad: 'same' }, // one large image: the calling thread alone
 ];
 describe.each(KERNEL_PATHS)('avg pool gradient, $path kernels', ({ path, addon }) => {
   useKernelPath(path, addon, 'avgPoolGrad');
@@ -592,6 +598,136 @@ describe.each(KERNEL_PATHS)('avg pool gradient, $path kernels', ({ path, addon }
                 if (iy >= 0 && iy < c.h && ix >= 0 && ix < c.w)
                   want[((n * c.h + iy) * c.w + ix) * c.ch + k]! += dy[((n * oh + oy) * ow + ox) * c.ch + k]! / (c.f * c.f);
     expectClose(got!, want, 1e-5);
+  });
+});
+
+/** Row-major element strides of `shape`. */
+const stridesOf = (shape: readonly number[]) => shape.map((_, d) => shape.slice(d + 1).reduce((a, b) => a * b, 1));
+
+/** Each output index of `outShape`, with the flat input index `at(index)` gives it. */
+function gatherRef(outShape: readonly number[], at: (index: number[]) => number | null, values: readonly number[], fill = 0): number[] {
+  const out: number[] = [];
+  const index = new Array<number>(outShape.length).fill(0);
+  const n = outShape.reduce((a, b) => a * b, 1);
+  for (let i = 0; i < n; i++) {
+    const from = at(index);
+    out.push(from == null ? fill : values[from]!);
+    for (let d = outShape.length - 1; d >= 0; d--) {
+      if (++index[d]! < outShape[d]!) break;
+      index[d] = 0;
+    }
+  }
+  return out;
+}
+
+describe.each(KERNEL_PATHS)('transpose and pad as strided copies, $path kernels', ({ path, addon }) => {
+  useKernelPath(path, addon, 'copy');
+  const onNative = () => path === 'native' && loadNative().addon != null;
+
+  it.each([
+    { shape: [8, 109, 4, 32], perm: [0, 2, 1, 3], native: true }, // attention's head split
+    { shape: [8, 4, 109, 32], perm: [0, 1, 3, 2], native: true }, // kᵀ: innermost dimension strided
+    { shape: [128, 261], perm: [1, 0], native: true },
+    { shape: [2, 1, 3, 1, 5], perm: [4, 3, 2, 1, 0], native: true }, // size-1 dimensions dropped
+    { shape: [2, 3, 4, 5, 6], perm: [0, 1, 4, 2, 3], native: true }, // five dimensions that merge to four
+    { shape: [2, 3, 2, 3, 2], perm: [4, 3, 2, 1, 0], native: false }, // five that do not: the stock kernel
+  ])('transpose $shape by $perm matches the definition for float32, int32 and bool', async ({ shape, perm, native }) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const values = Array.from({ length: n }, (_, i) => i);
+    const before = nativeCalls.copy;
+    const outs = await on('wasm', () => [
+      tf.transpose(tf.tensor(values, shape), perm),
+      tf.cast(tf.transpose(tf.tensor(values, shape, 'int32'), perm), 'float32'),
+      tf.cast(
+        tf.transpose(
+          tf.tensor(
+            values.map((v) => v % 3 === 0),
+            shape,
+            'bool',
+          ),
+          perm,
+        ),
+        'float32',
+      ),
+    ]);
+    if (onNative()) expect(nativeCalls.copy - before, 'native copies (float32 and int32)').toBe(native ? 2 : 0);
+    const strides = stridesOf(shape);
+    const expected = gatherRef(
+      perm.map((p) => shape[p]!),
+      (index) => index.reduce((sum, i, k) => sum + i * strides[perm[k]!]!, 0),
+      values,
+    );
+    expect(Array.from(outs[0]!)).toEqual(expected);
+    expect(Array.from(outs[1]!)).toEqual(expected);
+    expect(Array.from(outs[2]!)).toEqual(expected.map((v) => (v % 3 === 0 ? 1 : 0)));
+  });
+
+  it.each([
+    {
+      shape: [8, 32, 31, 3],
+      paddings: [
+        [0, 0],
+        [0, 0],
+        [1, 0],
+        [0, 0],
+      ],
+      value: 0,
+    }, // the structural loss's image-gradient backward
+    {
+      shape: [2, 3, 4],
+      paddings: [
+        [1, 2],
+        [0, 3],
+        [2, 1],
+      ],
+      value: -1.5,
+    },
+    { shape: [5], paddings: [[3, 0]], value: 7 },
+    {
+      shape: [2, 2, 2, 2, 2],
+      paddings: [
+        [1, 0],
+        [0, 1],
+        [1, 1],
+        [1, 0],
+        [2, 0],
+      ],
+      value: 0,
+    }, // five dimensions, none merge: stock
+  ])('pad $shape by $paddings with $value matches the definition for float32 and int32', async ({ shape, paddings, value }) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const values = Array.from({ length: n }, (_, i) => i + 1);
+    const pads = paddings as [number, number][];
+    const before = nativeCalls.copy;
+    const outs = await on('wasm', () => [
+      tf.pad(tf.tensor(values, shape), pads, value),
+      tf.cast(tf.pad(tf.tensor(values, shape, 'int32'), pads, Math.trunc(value)), 'float32'),
+    ]);
+    if (onNative()) expect(nativeCalls.copy - before, 'native copies').toBe(shape.length > 4 ? 0 : 2);
+    const strides = stridesOf(shape);
+    const outShape = shape.map((d, k) => pads[k]![0] + d + pads[k]![1]);
+    const at = (index: number[]) => {
+      let flat = 0;
+      for (const [k, i] of index.entries()) {
+        const j = i - pads[k]![0];
+        if (j < 0 || j >= shape[k]!) return null;
+        flat += j * strides[k]!;
+      }
+      return flat;
+    };
+    expect(Array.from(outs[0]!)).toEqual(gatherRef(outShape, at, values, value));
+    expect(Array.from(outs[1]!)).toEqual(gatherRef(outShape, at, values, Math.trunc(value)));
+  });
+
+  it('slice gradients (pads) and transpose gradients match cpu', async () => {
+    await sameOnBoth(() => {
+      const x = tf.tensor4d(randn(2 * 6 * 5 * 3, 5), [2, 6, 5, 3]);
+      const w = tf.tensor4d(randn(2 * 5 * 5 * 3, 6), [2, 5, 5, 3]);
+      const v = tf.tensor4d(randn(2 * 3 * 5 * 6, 7), [2, 3, 5, 6]);
+      return tf.grads((t: tf.Tensor) =>
+        tf.add(tf.sum(tf.mul(tf.slice(t, [0, 1, 0, 0], [2, 5, 5, 3]), w)), tf.sum(tf.mul(tf.transpose(t, [0, 3, 2, 1]), v))),
+      )([x]);
+    }, 1e-6);
   });
 });
 
@@ -961,7 +1097,8 @@ describe('identity and denormals', () => {
   });
 });
 
-describe('slice and split read the heap in place', () => {
+describe.each(KERNEL_PATHS)('slice, split and concat read the heap in place, $path kernels', ({ path, addon }) => {
+  useKernelPath(path, addon, 'copy');
   it.each([
     { shape: [10], begin: [3], size: [5] },
     { shape: [4, 6], begin: [1, 2], size: [2, 3] },
