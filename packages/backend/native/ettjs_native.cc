@@ -1426,6 +1426,73 @@ void max_trailing(const float* x, float* out, std::int64_t rows, std::int64_t co
   });
 }
 
+// out[r] = the index of the first maximum of row r, as tfjs's kernels scan it (`if (v > best)` from
+// element 0): NaN elements after the first never win, a row starting with NaN gives 0. Vectorized as
+// the maximum over the row's non-NaN elements, then the first index holding it.
+void argmax_trailing(const float* x, std::int32_t* out, std::int64_t rows, std::int64_t cols) {
+  parallel_range(rows * cols, cols, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo / cols; r < hi / cols; r++) {
+      const float* row = x + r * cols;
+      if (row[0] != row[0]) {
+        out[r] = 0;
+        continue;
+      }
+      vec m = vec{} + row[0];
+      std::int64_t c = 0;
+      for (; c + kLanes <= cols; c += kLanes) {
+        const vec v = loadv(row + c);
+        m = v > m ? v : m;  // false for NaN: m keeps its lane
+      }
+      float best = row[0];
+      for (int l = 0; l < kLanes; l++) best = m[l] > best ? m[l] : best;
+      for (; c < cols; c++) best = row[c] > best ? row[c] : best;
+      std::int64_t at = 0;
+      while (!(row[at] == best)) at++;
+      out[r] = std::int32_t(at);
+    }
+  });
+}
+
+// tfjs's AvgPool for 'valid' windows (no padding; every window whole): y = Σ_window x / (fh·fw).
+// Separable per output row: the fh input rows of its window summed (vectors over the whole row),
+// then the fw columns of each window (for stride 1 as fw shifted vector adds).
+void avg_pool_valid(const float* x, float* y, int batch, int ch, int inH, int inW, int outH, int outW, int sh, int sw, int fh, int fw) {
+  const float count = float(fh * fw);
+  const std::int64_t inRow = std::int64_t(inW) * ch, outRow = std::int64_t(outW) * ch;
+  auto rows = [&](int row) {
+    const int b = row / outH, oy = row % outH;
+    std::vector<float> cols(inRow, 0.0f);
+    float* __restrict c = cols.data();
+    for (int ky = 0; ky < fh; ky++) {
+      const float* __restrict xr = x + (std::int64_t(b) * inH + oy * sh + ky) * inRow;
+      for (std::int64_t j = 0; j < inRow; j++) c[j] += xr[j];
+    }
+    float* __restrict o = y + (std::int64_t(b) * outH + oy) * outRow;
+    if (sw == 1) {
+      for (std::int64_t j = 0; j < outRow; j++) o[j] = c[j];
+      for (int kx = 1; kx < fw; kx++) {
+        const float* __restrict cs = c + std::int64_t(kx) * ch;
+        for (std::int64_t j = 0; j < outRow; j++) o[j] += cs[j];
+      }
+    } else {
+      for (int ox = 0; ox < outW; ox++) {
+        float* oo = o + std::int64_t(ox) * ch;
+        for (int k = 0; k < ch; k++) oo[k] = 0.0f;
+        for (int kx = 0; kx < fw; kx++) {
+          const float* cs = c + std::int64_t(ox * sw + kx) * ch;
+          for (int k = 0; k < ch; k++) oo[k] += cs[k];
+        }
+      }
+    }
+    for (std::int64_t j = 0; j < outRow; j++) o[j] /= count;
+  };
+  if (std::int64_t(batch) * outH * outRow * fh * fw < kParallelElements) {
+    for (int row = 0; row < batch * outH; row++) rows(row);
+  } else {
+    pool->run(batch * outH, rows);
+  }
+}
+
 // Σ over many float spans of x², in float vectors per block of 1024 added in double.
 double sum_squares(const float* x, std::int64_t n) {
   double s = 0;
@@ -1792,6 +1859,48 @@ napi_value LeakyRelu(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// argMax(heap, x, out, rows, cols): out[r] (int32) = the first index of row r's maximum (argmax_trailing).
+napi_value ArgMax(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv, "argMax")) return nullptr;
+  std::int64_t o[2], d[2];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 2, o) || !get_ints(env, argv, 3, 2, d)) return nullptr;
+  if (d[0] < 1 || d[1] < 1 || d[1] > std::numeric_limits<std::int32_t>::max()) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid argMax arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], d[0] * d[1]) || !in_heap(env, length, o[1], d[0])) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  argmax_trailing(heap + o[0], reinterpret_cast<std::int32_t*>(heap + o[1]), d[0], d[1]);
+  return nullptr;
+}
+
+// avgPool(heap, x, y, batch, channels, inH, inW, outH, outW, strideH, strideW, filterH, filterW): 'valid' windows only.
+napi_value AvgPool(napi_env env, napi_callback_info info) {
+  napi_value argv[13];
+  if (!get_args(env, info, 13, argv, "avgPool")) return nullptr;
+  std::int64_t o[2], v[10];
+  float* heap;
+  std::size_t length;
+  if (!get_heap(env, argv[0], &heap, &length) || !get_ints(env, argv, 1, 2, o) || !get_ints(env, argv, 3, 10, v)) return nullptr;
+  const std::int64_t batch = v[0], ch = v[1], inH = v[2], inW = v[3], outH = v[4], outW = v[5];
+  bool ok = true;
+  for (int k = 0; k < 10; k++) ok = ok && v[k] >= 1 && v[k] <= (std::int64_t(1) << 30);
+  ok = ok && (outH - 1) * v[6] + v[8] <= inH && (outW - 1) * v[7] + v[9] <= inW;
+  if (!ok) {
+    napi_throw_range_error(env, nullptr, "@ettjs/backend native: invalid avgPool arguments");
+    return nullptr;
+  }
+  if (!in_heap(env, length, o[0], batch * inH * inW * ch) || !in_heap(env, length, o[1], batch * outH * outW * ch)) return nullptr;
+  std::lock_guard<std::mutex> lock(calls);
+  FlushDenormals flush;
+  avg_pool_valid(heap + o[0], heap + o[1], int(batch), int(ch), int(inH), int(inW), int(outH), int(outW), int(v[6]), int(v[7]), int(v[8]),
+                 int(v[9]));
+  return nullptr;
+}
+
 // max(heap, x, out, rows, cols): out[r] = max of row r.
 napi_value Max(napi_env env, napi_callback_info info) {
   napi_value argv[5];
@@ -1931,6 +2040,8 @@ napi_value Init(napi_env env, napi_value exports) {
       {"copy", nullptr, Copy, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"leakyRelu", nullptr, LeakyRelu, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"max", nullptr, Max, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"argMax", nullptr, ArgMax, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
+      {"avgPool", nullptr, AvgPool, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"sumSquares", nullptr, SumSquares, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_enumerable, nullptr},
       {"adamw", nullptr, AdamW, nullptr, nullptr, nullptr, napi_enumerable, nullptr},

@@ -18,7 +18,9 @@ type EntryPoint =
   | 'softmax'
   | 'adamw'
   | 'copy'
-  | 'leakyRelu';
+  | 'leakyRelu'
+  | 'argMax'
+  | 'avgPool';
 
 /**
  * Returns `calls` (one counter per named entry point, starting at 0) and `addon()`: the loaded addon

@@ -64,6 +64,24 @@ export interface NativeAddon {
   ): void;
   /** out[r] = max of row r of [rows, cols] (NaN if the row has one). */
   max(heap: Float32Array, x: number, out: number, rows: number, cols: number): void;
+  /** out[r] (int32) = the first index of row r's maximum, as tfjs scans (`v > best`; NaN after element 0 never wins). */
+  argMax(heap: Float32Array, x: number, out: number, rows: number, cols: number): void;
+  /** tfjs's AvgPool over NHWC float32 for whole ('valid') windows: each output the window's sum / (filterH·filterW). */
+  avgPool(
+    heap: Float32Array,
+    x: number,
+    y: number,
+    batch: number,
+    channels: number,
+    inH: number,
+    inW: number,
+    outH: number,
+    outW: number,
+    strideH: number,
+    strideW: number,
+    filterH: number,
+    filterW: number,
+  ): void;
   /** heap[out] = Σ x² over the spans of `table` (offset, size pairs in floats), summed in double. */
   sumSquares(heap: Float32Array, table: Int32Array, count: number, out: number): void;
   /** SwiGLU gating over n floats: mode 0 y = g·σ(g)·u → out; 1 (with dy) dg → out, du → out2. */

@@ -10,6 +10,8 @@ import {
   nativeBatchMatMul,
   nativeBinary,
   nativeConv2D,
+  nativeArgMax,
+  nativeAvgPool,
   nativeAvgPoolGrad,
   nativeExp,
   nativeConv2DBackpropFilter,
@@ -48,6 +50,9 @@ export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Mean]: 'one thread (70 µs for a batch norm mean of [8,7,7,64]); native as Sum, divided in double, else stock',
   [tf.AvgPoolGrad]:
     'one scalar thread, 19 ns per element; native, separable (rows spread to columns, then summed per window row), threads over the batch, else stock',
+  [tf.ArgMax]: 'one scalar thread (150 µs for [512,256]); native over the last axis (vectorized max, then its first index), else stock',
+  [tf.AvgPool]:
+    'XNNPACK on one thread (50 µs for a 3×3 box filter over [8,32,32,3]); native for whole (valid) windows, separable, else stock',
   [tf.Transpose]: 'stock 42 µs for an attention head split [8,109,4,32]; native strided copy (float32/int32, ≤ 4 merged dims), else stock',
   [tf.PadV2]: 'stock 126 µs to pad [8,32,31,3] by a column; native fill + strided copy (float32/int32), else stock',
   [tf.LeakyRelu]: 'stock 41 µs for 32 768 floats; native one pass with threads (float32), else stock',
@@ -126,6 +131,8 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockTranspose = tf.getKernel(tf.Transpose, 'wasm');
   const stockPad = tf.getKernel(tf.PadV2, 'wasm');
   const stockLeakyRelu = tf.getKernel(tf.LeakyRelu, 'wasm');
+  const stockArgMax = tf.getKernel(tf.ArgMax, 'wasm');
+  const stockAvgPool = tf.getKernel(tf.AvgPool, 'wasm');
   if (
     stockMatMul == null ||
     stockConv == null ||
@@ -143,6 +150,8 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     stockTranspose == null ||
     stockPad == null ||
     stockLeakyRelu == null ||
+    stockArgMax == null ||
+    stockAvgPool == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
     throw new Error(
@@ -162,6 +171,8 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     { ...stockTranspose, kernelFunc: nativeTranspose(stockTranspose.kernelFunc) },
     { ...stockPad, kernelFunc: nativePad(stockPad.kernelFunc) },
     { ...stockLeakyRelu, kernelFunc: nativeLeakyRelu(stockLeakyRelu.kernelFunc) },
+    { ...stockArgMax, kernelFunc: nativeArgMax(stockArgMax.kernelFunc) },
+    { ...stockAvgPool, kernelFunc: nativeAvgPool(stockAvgPool.kernelFunc) },
     { ...stockMax, kernelFunc: nativeMax(stockMax.kernelFunc) },
     { ...stockExp, kernelFunc: nativeExp(stockExp.kernelFunc) },
     { ...stockGather, kernelFunc: gatherRows(stockGather.kernelFunc) },
@@ -199,6 +210,8 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
       stockTranspose,
       stockPad,
       stockLeakyRelu,
+      stockArgMax,
+      stockAvgPool,
       stockMax,
       stockExp,
       stockCast,

@@ -99,7 +99,20 @@ describe('wasm backend with threads', () => {
 // The conv and matmul cases run twice: on the native kernels (when this machine loads them) and on
 // the pure-WASM kernels they fall back to.
 // The native path counts its calls, so a silent fallback to WASM fails the test.
-const counted = countingAddon(['gemm', 'conv2d', 'binary', 'broadcast', 'sum', 'max', 'exp', 'avgPoolGrad', 'softmax', 'copy']);
+const counted = countingAddon([
+  'gemm',
+  'conv2d',
+  'binary',
+  'broadcast',
+  'sum',
+  'max',
+  'exp',
+  'avgPoolGrad',
+  'softmax',
+  'copy',
+  'argMax',
+  'avgPool',
+]);
 const nativeCalls = counted.calls;
 const KERNEL_PATHS = [
   { path: 'native', addon: counted.addon },
@@ -728,6 +741,94 @@ describe.each(KERNEL_PATHS)('transpose and pad as strided copies, $path kernels'
         tf.add(tf.sum(tf.mul(tf.slice(t, [0, 1, 0, 0], [2, 5, 5, 3]), w)), tf.sum(tf.mul(tf.transpose(t, [0, 3, 2, 1]), v))),
       )([x]);
     }, 1e-6);
+  });
+});
+
+const AVG_POOL_FORWARD = [
+  { b: 8, h: 32, w: 32, ch: 3, f: 3, s: 1, pad: 'valid', native: true }, // the structural loss's box filter
+  { b: 2, h: 9, w: 7, ch: 3, f: 2, s: 2, pad: 'valid', native: true }, // its 2x downsampling, odd sizes (last row and column unused)
+  { b: 4, h: 20, w: 24, ch: 16, f: 3, s: 2, pad: 'valid', native: true }, // threaded
+  { b: 2, h: 7, w: 6, ch: 5, f: 3, s: 2, pad: 'same', native: false }, // padded windows: stock
+] as const;
+/** AvgPool on wasm against its definition; on the native path, checks whether the addon ran. */
+async function avgPoolForwardMatches(c: (typeof AVG_POOL_FORWARD)[number], path: string): Promise<void> {
+  const x = randn(c.b * c.h * c.w * c.ch, 92);
+  const info = tf.backend_util.computePool2DInfo([c.b, c.h, c.w, c.ch], c.f, c.s, 1, c.pad);
+  const [oh, ow] = [info.outHeight, info.outWidth];
+  const before = nativeCalls.avgPool;
+  const [got] = await on('wasm', () => [tf.avgPool(tf.tensor4d(x, [c.b, c.h, c.w, c.ch]), c.f, c.s, c.pad)]);
+  if (path === 'native' && loadNative().addon != null) expect(nativeCalls.avgPool - before).toBe(c.native ? 1 : 0);
+  // The mean of the window's pixels inside the input (tfjs leaves padding out of the count).
+  const want = new Float64Array(c.b * oh * ow * c.ch);
+  const { top, left } = info.padInfo;
+  for (let n = 0; n < c.b; n++)
+    for (let oy = 0; oy < oh; oy++)
+      for (let ox = 0; ox < ow; ox++)
+        for (let k = 0; k < c.ch; k++) {
+          let sum = 0;
+          let count = 0;
+          for (let iy = oy * c.s - top; iy < oy * c.s - top + c.f; iy++)
+            for (let ix = ox * c.s - left; ix < ox * c.s - left + c.f; ix++)
+              if (iy >= 0 && iy < c.h && ix >= 0 && ix < c.w) {
+                sum += x[((n * c.h + iy) * c.w + ix) * c.ch + k]!;
+                count++;
+              }
+          want[((n * oh + oy) * ow + ox) * c.ch + k] = sum / count;
+        }
+  expectClose(got!, want, 1e-6);
+}
+describe.each(KERNEL_PATHS)('avg pool forward, $path kernels', ({ path, addon }) => {
+  useKernelPath(path, addon, 'avgPool');
+  it.each(AVG_POOL_FORWARD.filter((c) => c.native))('$f x $f / $s $pad on $b x $h x $w x $ch matches the definition', (c) =>
+    avgPoolForwardMatches(c, path));
+});
+// Outside the counted blocks (their check wants a native call per test); the addon is loaded as initBackend left it.
+it.each(
+  AVG_POOL_FORWARD.filter((c) => !c.native),
+)('avg pool forward with padded windows ($f x $f / $s $pad) runs the stock kernel and matches the definition', (c) =>
+  avgPoolForwardMatches(c, 'native'));
+
+describe.each(KERNEL_PATHS)('argmax, $path kernels', ({ path, addon }) => {
+  useKernelPath(path, addon, 'argMax');
+  /** tfjs's scan: the first element, replaced only by a strictly greater one. */
+  const scan = (row: ArrayLike<number>) => {
+    let best = row[0]!;
+    let at = 0;
+    for (let j = 1; j < row.length; j++)
+      if (row[j]! > best) {
+        best = row[j]!;
+        at = j;
+      }
+    return at;
+  };
+  it('over the last axis: ties, NaN first and later, ±0, -Infinity rows, rows not a multiple of the vector width, threads', async () => {
+    const cols = 37;
+    const rows = 1000; // 37 000 elements: split over threads
+    const x = Float32Array.from(randn(rows * cols, 93), (v) => Math.round(v * 4) / 4); // coarse values: many ties
+    const special: [number, number[]][] = [
+      [0, [Number.NaN, 5, 7]], // NaN first: index 0
+      [1, [1, Number.NaN, 9, Number.NaN]], // NaN later never wins
+      [2, new Array(cols).fill(Number.NEGATIVE_INFINITY)],
+      [3, [-0, 0, -0, -1]],
+      [4, [-1, -0, 0]],
+      [5, [2, 2, 2]],
+    ];
+    for (const [r, vals] of special) {
+      x.fill(-3, r * cols, (r + 1) * cols);
+      x.set(vals, r * cols);
+    }
+    const before = nativeCalls.argMax;
+    const [got, gotOther] = await on('wasm', () => [
+      tf.cast(tf.argMax(tf.tensor2d(x, [rows, cols]), 1), 'float32'),
+      tf.cast(tf.argMax(tf.tensor3d(x, [10, 100, cols]), 1), 'float32'), // not the last axis: stock
+    ]);
+    if (path === 'native' && loadNative().addon != null) expect(nativeCalls.argMax - before).toBe(1);
+    expect(Array.from(got!)).toEqual(Array.from({ length: rows }, (_, r) => scan(x.subarray(r * cols, (r + 1) * cols))));
+    expect(Array.from(got!.subarray(0, 6))).toEqual([0, 2, 0, 0, 1, 0]);
+    const other: number[] = [];
+    for (let b = 0; b < 10; b++)
+      for (let c = 0; c < cols; c++) other.push(scan(Array.from({ length: 100 }, (_, i) => x[(b * 100 + i) * cols + c]!)));
+    expect(Array.from(gotOther!)).toEqual(other);
   });
 });
 
