@@ -31,6 +31,7 @@ export function install() {
       } finally {
         inside--;
         const shapes = Object.values(args.inputs)
+          .filter((t) => t != null) // FusedConv2D's inputs hold undefined for parts it was not given
           .map((t) => `[${t.shape}]`)
           .join('');
         events.push([t0, performance.now() - t0, `${name} ${shapes}`]);

@@ -389,6 +389,7 @@ void dispatch_vectors(int nv, F f) {
 struct Direct {
   int batch, outH, outW, inC, outC, kH, kW, padH, padW;  // padded input: [batch, padH, padW, inC]
   int wStride;                                           // the filter's channel stride: outC rounded up to kLanes
+  const float* bias = nullptr;                           // forward only: [wStride], the accumulators' start
 };
 
 // y[R pixels from ox0 of row (b, oy), NV·kLanes channels] = Σ_taps Σ_ci xpad[b, oy + ky, ox + kx, ci] · w[ky, kx, ci, :].
@@ -396,7 +397,7 @@ template <int NV, int R>
 void direct_tile(const Direct& d, const float* __restrict xpad, const float* __restrict w, float* __restrict y, int b, int oy, int ox0) {
   vec acc[R][NV];
   for (int i = 0; i < R; i++)
-    for (int j = 0; j < NV; j++) acc[i][j] = vec{};
+    for (int j = 0; j < NV; j++) acc[i][j] = d.bias != nullptr ? loadv(d.bias + kLanes * j) : vec{};
   const int ci = d.inC;
   for (int ky = 0; ky < d.kH; ky++) {
     for (int kx = 0; kx < d.kW; kx++) {
@@ -477,10 +478,11 @@ bool direct_channels(int c) { return c >= 3 && c <= 64; }
 
 // y = conv(x, w) for a stride-1, dilation-1 geometry: the input padded to (outH + kH − 1) × (outW + kW − 1).
 // w is [kH, kW, inC, wStride] with wStride = outC rounded up to kLanes (zero channels past outC).
+// bias (optional) is [wStride] like a filter row.
 void direct_conv_padded(int batch, int inH, int inW, int inC, int outH, int outW, int outC, int kH, int kW, int padTop, int padLeft,
-                        const float* x, const float* w, float* y) {
+                        const float* x, const float* w, float* y, const float* bias = nullptr) {
   const int wStride = (outC + kLanes - 1) / kLanes * kLanes;
-  const Direct d{batch, outH, outW, inC, outC, kH, kW, outH + kH - 1, outW + kW - 1, wStride};
+  const Direct d{batch, outH, outW, inC, outC, kH, kW, outH + kH - 1, outW + kW - 1, wStride, bias};
   const float* xpad = pad_input(x, batch, inH, inW, inC, padTop, padLeft, d.padH, d.padW);
   dispatch_vectors(wStride / kLanes, [&](auto nv) { direct_rows<decltype(nv)::value>(d, xpad, w, y); });
 }
@@ -494,11 +496,22 @@ const float* widen_filter(const float* w, std::int64_t rows, int outC, std::vect
   return buf.data();
 }
 
+// y = conv(x, w) (+ bias [outC] when given: it starts the accumulators, so no second pass over y).
 void direct_conv(int batch, int inH, int inW, int inC, int outH, int outW, int outC, int kH, int kW, int padTop, int padLeft,
-                 const float* x, const float* w, float* y) {
-  std::vector<float> wide;
+                 const float* x, const float* w, float* y, const float* bias = nullptr) {
+  std::vector<float> wide, wideBias;
   const float* wp = widen_filter(w, std::int64_t(kH) * kW * inC, outC, wide);
-  direct_conv_padded(batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft, x, wp, y);
+  const float* bp = bias != nullptr ? widen_filter(bias, 1, outC, wideBias) : nullptr;
+  direct_conv_padded(batch, inH, inW, inC, outH, outW, outC, kH, kW, padTop, padLeft, x, wp, y, bp);
+}
+
+// y[r, :] += bias for `rows` rows of `cols` (the bias of the GEMM-based convolutions, on rows still in cache).
+void add_bias_rows(float* y, std::int64_t rows, int cols, const float* bias) {
+  if (bias == nullptr) return;
+  for (std::int64_t r = 0; r < rows; r++) {
+    float* __restrict row = y + r * cols;
+    for (int c = 0; c < cols; c++) row[c] += bias[c];
+  }
 }
 
 bool direct_forward_fits(const Conv& cv) {
@@ -579,14 +592,16 @@ void direct_backprop_filter(const Conv& cv, const float* x, const float* dy, flo
 }
 
 // y[rows, outC] = col[rows, patch] * w[patch, outC], chunk by chunk.
-void conv_forward(const Conv& cv, const float* x, const float* w, float* y) {
+// y = conv(x, w) (+ bias [outC] when given).
+void conv_forward(const Conv& cv, const float* x, const float* w, float* y, const float* bias = nullptr) {
   const int patch = static_cast<int>(cv.patch());
   if (isPointwise(cv)) {
     batched_gemm(1, false, false, static_cast<int>(cv.rows()), cv.outC, patch, x, 0, w, 0, y);
+    add_bias_rows(y, cv.rows(), cv.outC, bias);
     return;
   }
   if (direct_forward_fits(cv)) {
-    direct_conv(cv.batch, cv.inH, cv.inW, cv.inC, cv.outH, cv.outW, cv.outC, cv.kH, cv.kW, cv.padTop, cv.padLeft, x, w, y);
+    direct_conv(cv.batch, cv.inH, cv.inW, cv.inC, cv.outH, cv.outW, cv.outC, cv.kH, cv.kW, cv.padTop, cv.padLeft, x, w, y, bias);
     return;
   }
   const std::int64_t chunk = chunkRows(cv);
@@ -595,6 +610,7 @@ void conv_forward(const Conv& cv, const float* x, const float* w, float* y) {
     const std::int64_t r1 = std::min(cv.rows(), r0 + chunk);
     im2col(cv, x, r0, r1, col);
     batched_gemm(1, false, false, static_cast<int>(r1 - r0), cv.outC, patch, col, 0, w, 0, y + r0 * cv.outC);
+    add_bias_rows(y + r0 * cv.outC, r1 - r0, cv.outC, bias);
   }
 }
 
@@ -720,17 +736,18 @@ napi_value Gemm(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// conv2d(mode, heap, xOffset, wOffset, yOffset, ...15 geometry ints); mode 0 forward (x, w -> y),
-// 1 input gradient (dy, w -> dx), 2 filter gradient (x, dy -> dw).
+// conv2d(mode, heap, xOffset, wOffset, yOffset, ...15 geometry ints, biasOffset); mode 0 forward
+// (x, w -> y, plus the bias [outC] unless its offset is -1), 1 input gradient (dy, w -> dx), 2 filter
+// gradient (x, dy -> dw); those two take no bias (-1).
 napi_value Conv2d(napi_env env, napi_callback_info info) {
-  napi_value argv[20];
-  if (!get_args(env, info, 20, argv, "conv2d")) return nullptr;
-  std::int64_t mode;
+  napi_value argv[21];
+  if (!get_args(env, info, 21, argv, "conv2d")) return nullptr;
+  std::int64_t mode, bias;
   float* heap;
   std::size_t length;
   std::int64_t o[3], g[15];
   if (!get_ints(env, argv, 0, 1, &mode) || !get_heap(env, argv[1], &heap, &length) || !get_ints(env, argv, 2, 3, o) ||
-      !get_ints(env, argv, 5, 15, g))
+      !get_ints(env, argv, 5, 15, g) || !get_ints(env, argv, 20, 1, &bias))
     return nullptr;
   Conv cv{};
   int* fields[] = {&cv.batch, &cv.inH, &cv.inW, &cv.inC, &cv.outH, &cv.outW, &cv.outC, &cv.kH,
@@ -750,9 +767,13 @@ napi_value Conv2d(napi_env env, napi_callback_info info) {
   }
   for (int i = 0; i < 3; i++)
     if (!in_heap(env, length, o[i], sizes[mode][i])) return nullptr;
+  if (bias != -1 && (mode != 0 || !in_heap(env, length, bias, cv.outC))) {
+    if (mode != 0) napi_throw_range_error(env, nullptr, "@ettjs/backend native: conv2d takes a bias in mode 0 only");
+    return nullptr;
+  }
   std::lock_guard<std::mutex> lock(calls);
   FlushDenormals flush;
-  if (mode == 0) conv_forward(cv, heap + o[0], heap + o[1], heap + o[2]);
+  if (mode == 0) conv_forward(cv, heap + o[0], heap + o[1], heap + o[2], bias == -1 ? nullptr : heap + bias);
   else if (mode == 1) conv_backprop_input(cv, heap + o[0], heap + o[1], heap + o[2]);
   else conv_backprop_filter(cv, heap + o[0], heap + o[1], heap + o[2]);
   return nullptr;

@@ -67,8 +67,13 @@ export class Conv2d extends Module {
         [p, p],
         [0, 0],
       ];
-      const y = tf.conv2d(x, this.weight as tf.Tensor4D, this.stride, p > 0 ? pad : 'valid');
-      return this.bias ? tf.add(y, this.bias) : y;
+      const filter = this.weight as tf.Tensor4D;
+      const padding = p > 0 ? pad : 'valid';
+      // With a bias: one FusedConv2D kernel (on the native wasm kernels the bias starts the conv's
+      // accumulators) instead of Conv2D and an Add over the output.
+      return this.bias
+        ? tf.fused.conv2d({ x, filter, strides: this.stride, pad: padding, bias: this.bias })
+        : tf.conv2d(x, filter, this.stride, padding);
     });
   }
 }

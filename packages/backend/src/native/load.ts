@@ -23,8 +23,11 @@ export interface NativeAddon {
     aStride: number,
     bStride: number,
   ): void;
-  /** mode 0 forward (x, w → y), 1 input gradient (dy, w → dx), 2 filter gradient (x, dy → dw); then the 15 geometry numbers. */
-  conv2d(mode: 0 | 1 | 2, heap: Float32Array, in0: number, in1: number, out: number, ...geometry: number[]): void;
+  /**
+   * mode 0 forward (x, w → y), 1 input gradient (dy, w → dx), 2 filter gradient (x, dy → dw); then the
+   * 15 geometry numbers, then the bias offset ([outC], added to y; mode 0 only) or -1 for none.
+   */
+  conv2d(mode: 0 | 1 | 2, heap: Float32Array, in0: number, in1: number, out: number, ...geometryThenBias: number[]): void;
   /**
    * GroupNorm + affine (+ SiLU), NHWC; offsets in floats. mode 0 forward (x, gamma, beta → out), 1
    * backward (x, gamma, beta, dy → out = dx, dgamma, dbeta); unused offsets are ignored.

@@ -14,6 +14,7 @@ import {
   nativeAvgPool,
   nativeAvgPoolGrad,
   nativeExp,
+  nativeFusedConv2D,
   nativeConv2DBackpropFilter,
   nativeConv2DBackpropInput,
   nativeLeakyRelu,
@@ -36,6 +37,8 @@ import { registerSwigluKernels } from '../fused/swiglu';
 /** Why each wasm kernel is replaced or added (also printed by doctor()). */
 export const WASM_KERNEL_PATCHES: Readonly<Record<string, string>> = {
   [tf.Conv2D]: 'XNNPACK ~30-60 GFLOP/s; native im2col + GEMM when the native kernels are loaded, else stock',
+  [tf.FusedConv2D]:
+    'XNNPACK; native (as Conv2D) with the bias starting the accumulators when the activation is linear and the bias per channel, else stock',
   [tf.Conv2DBackpropFilter]: 'missing in tfjs-backend-wasm; native im2col + GEMM, else a conv of transposed inputs (XNNPACK)',
   [tf.Conv2DBackpropInput]:
     'stock kernel ~3.5 GFLOP/s; native GEMM + col2im, else a conv of the zero-inserted dy with the flipped filter (XNNPACK)',
@@ -132,6 +135,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
   const stockPad = tf.getKernel(tf.PadV2, 'wasm');
   const stockLeakyRelu = tf.getKernel(tf.LeakyRelu, 'wasm');
   const stockArgMax = tf.getKernel(tf.ArgMax, 'wasm');
+  const stockFusedConv = tf.getKernel(tf.FusedConv2D, 'wasm');
   const stockAvgPool = tf.getKernel(tf.AvgPool, 'wasm');
   if (
     stockMatMul == null ||
@@ -151,6 +155,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     stockPad == null ||
     stockLeakyRelu == null ||
     stockArgMax == null ||
+    stockFusedConv == null ||
     stockAvgPool == null ||
     stockBinary.some(([, k]) => k == null)
   ) {
@@ -165,6 +170,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
     // Keep the stock setupFuncs: they cwrap the wasm functions the stock kernelFuncs call.
     { ...stockMatMul, kernelFunc: nativeBatchMatMul(fastBatchMatMul(stockMatMul.kernelFunc)) },
     { ...stockConv, kernelFunc: nativeConv2D(stockConv.kernelFunc) },
+    { ...stockFusedConv, kernelFunc: nativeFusedConv2D(stockFusedConv.kernelFunc) },
     ...stockBinary.map(([name, k]) => ({ ...k!, kernelFunc: nativeBinary(name, k!.kernelFunc) })),
     { ...stockSum, kernelFunc: nativeSum(stockSum.kernelFunc) },
     { ...stockMean, kernelFunc: nativeSum(stockMean.kernelFunc, true) },
@@ -211,6 +217,7 @@ export function registerWasmTrainingKernels(options: WasmKernelOptions = {}): st
       stockPad,
       stockLeakyRelu,
       stockArgMax,
+      stockFusedConv,
       stockAvgPool,
       stockMax,
       stockExp,

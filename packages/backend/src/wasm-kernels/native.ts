@@ -159,12 +159,13 @@ function runConv(
   fallback: tf.KernelFunc,
   pick: (
     args: Parameters<tf.KernelFunc>[0],
-  ) => { in0: tf.TensorInfo; in1: tf.TensorInfo; info: tf.backend_util.Conv2DInfo; outShape: number[] } | null,
+  ) => { in0: tf.TensorInfo; in1: tf.TensorInfo; bias?: tf.TensorInfo; info: tf.backend_util.Conv2DInfo; outShape: number[] } | null,
 ): tf.KernelFunc {
   return (args) => {
     const native = nativeFor(args.backend, 'conv2d');
     const attrs = args.attrs as unknown as ConvGradAttrs;
-    const inputs = Object.values(args.inputs) as tf.TensorInfo[];
+    // FusedConv2D's inputs hold undefined for the parts it was not given.
+    const inputs = (Object.values(args.inputs) as (tf.TensorInfo | undefined)[]).filter((t): t is tf.TensorInfo => t != null);
     if (native == null || attrs.dataFormat !== 'NHWC' || inputs.some((t) => t.dtype !== 'float32')) return fallback(args);
     const { addon, backend } = native;
     const picked = pick(args);
@@ -179,6 +180,7 @@ function runConv(
       offset(backend, picked.in1),
       offset(backend, out),
       ...geometry(picked.info),
+      picked.bias != null ? offset(backend, picked.bias) : -1,
     );
     return out;
   };
@@ -192,6 +194,23 @@ export function nativeConv2D(fallback: tf.KernelFunc): tf.KernelFunc {
     const attrs = args.attrs as unknown as ConvGradAttrs & { dilations: [number, number] | number };
     const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
     return { in0: x, in1: filter, info, outShape: info.outShape };
+  });
+}
+
+/**
+ * FusedConv2D with a per-channel bias and no activation (what `tf.fused.conv2d({x, filter, bias})`
+ * runs): the bias starts the accumulators of the conv, instead of a separate Add over the output.
+ * Activations, PReLU weights and other bias shapes run `fallback` (stock XNNPACK).
+ */
+export function nativeFusedConv2D(fallback: tf.KernelFunc): tf.KernelFunc {
+  return runConv(0, fallback, (args) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const attrs = args.attrs as unknown as ConvGradAttrs & { dilations: [number, number] | number; activation?: string };
+    if (x == null || filter == null || preluActivationWeights != null || (attrs.activation ?? 'linear') !== 'linear') return null;
+    const outC = filter.shape[3]!;
+    if (bias != null && (tf.util.sizeFromShape(bias.shape) !== outC || bias.shape.at(-1) !== outC)) return null;
+    const info = convInfo(x.shape, filter.shape, attrs, attrs.dilations ?? 1);
+    return { in0: x, in1: filter, bias, info, outShape: info.outShape };
   });
 }
 

@@ -206,6 +206,57 @@ describe.each(KERNEL_PATHS)('conv2d gradients (wasm vs cpu vs naive float64), $p
     }
   });
 
+  it.each(
+    CONV_CASES,
+  )('fused conv2d with a bias, k$k s$s $pad on $b x $h x $w x $ci -> $co: value and the x, filter, bias gradients', async (c) => {
+    const x = randn(c.b * c.h * c.w * c.ci, 7);
+    const w = randn(c.k * c.k * c.ci * c.co, 8);
+    const bias = randn(c.co, 9);
+    const { oh, ow } = geometry(c);
+    const dy = randn(c.b * oh * ow * c.co, 10);
+    const before = nativeCalls.conv2d;
+    const [y, gx, gw, gb] = await sameOnBoth(() => {
+      const xt = tf.tensor4d(x, [c.b, c.h, c.w, c.ci]);
+      const wt = tf.tensor4d(w, [c.k, c.k, c.ci, c.co]);
+      const bt = tf.tensor1d(bias);
+      const dyt = tf.tensor4d(dy, [c.b, oh, ow, c.co]);
+      const f = (a: tf.Tensor, f: tf.Tensor, b: tf.Tensor) =>
+        tf.fused.conv2d({ x: a as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.s, pad: c.pad, bias: b });
+      return [f(xt, wt, bt), ...tf.grads((a: tf.Tensor, f2: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, f2, b), dyt)))([xt, wt, bt])];
+    });
+    // Forward twice (the value and the gradient's forward), the two gradients once each.
+    if (path === 'native' && loadNative().addon != null) expect(nativeCalls.conv2d - before).toBe(4);
+    const ref = naiveConvGrads(c, x, w, dy);
+    expectClose(
+      y!,
+      Array.from(ref.y, (v, i) => v + bias[i % c.co]!),
+    );
+    expectClose(gx!, ref.dx);
+    expectClose(gw!, ref.dw);
+    const db = new Float64Array(c.co);
+    for (let i = 0; i < dy.length; i++) db[i % c.co]! += dy[i];
+    expectClose(gb!, db, 1e-5);
+  });
+
+  it('fused conv2d with an activation or without a bias: relu runs the stock kernel, no bias runs the native one; both match cpu', async () => {
+    const x = randn(2 * 6 * 6 * 4, 11);
+    const w = randn(3 * 3 * 4 * 8, 12);
+    const bias = randn(8, 13);
+    const before = nativeCalls.conv2d;
+    await sameOnBoth(() => [
+      tf.fused.conv2d({
+        x: tf.tensor4d(x, [2, 6, 6, 4]),
+        filter: tf.tensor4d(w, [3, 3, 4, 8]),
+        strides: 1,
+        pad: 'same',
+        bias: tf.tensor1d(bias),
+        activation: 'relu',
+      }),
+      tf.fused.conv2d({ x: tf.tensor4d(x, [2, 6, 6, 4]), filter: tf.tensor4d(w, [3, 3, 4, 8]), strides: 1, pad: 'same' }),
+    ]);
+    if (path === 'native' && loadNative().addon != null) expect(nativeCalls.conv2d - before).toBe(1);
+  });
+
   it('dilated conv2d forward (dilation 2) matches cpu', async () => {
     const x = randn(2 * 9 * 9 * 3, 24);
     const w = randn(3 * 3 * 3 * 5, 25);

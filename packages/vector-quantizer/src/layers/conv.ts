@@ -109,6 +109,9 @@ export class Conv2d extends Module {
           [l, r],
           [0, 0],
         ];
+        // With a bias: one FusedConv2D kernel (on the native wasm kernels the bias starts the conv's
+        // accumulators) instead of Conv2D and an Add over the output.
+        if (this.bias) return tf.fused.conv2d({ x, filter: w, strides: this.stride, pad: padded ? pad : 'valid', bias: this.bias });
         y = tf.conv2d(x, w, this.stride, padded ? pad : 'valid');
       } else {
         y = this.#im2col(padX());
