@@ -4,7 +4,7 @@
 //   node dist/main.js [--out runs/quickstart] [--resume] [--scale 1]
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { QUICKSTART_CONFIG, runExperiment } from 'ettjs';
+import { QUICKSTART_CONFIG, TrainingStoppedError, runExperiment, withInterruptStop } from 'ettjs';
 
 const { values } = parseArgs({
   options: {
@@ -27,7 +27,16 @@ const steps = Object.fromEntries(
 ) as typeof QUICKSTART_CONFIG.steps;
 
 const started = Date.now();
-const result = await runExperiment({ runDir: values.out, steps }, { resume: values.resume });
+// Ctrl-C stops after the current step with a checkpoint; --resume continues from it.
+const result = await withInterruptStop((signal) => runExperiment({ runDir: values.out, steps }, { resume: values.resume, signal })).catch(
+  (e: unknown) => {
+    if (!(e instanceof TrainingStoppedError)) throw e;
+    console.error(
+      `\n${e.message}\ncontinue with: npm start -- --resume${values.out === QUICKSTART_CONFIG.runDir ? '' : ` --out ${values.out}`}`,
+    );
+    process.exit(130);
+  },
+);
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 console.log('\nfield accuracy on held-out images (greedy captions):');
 console.log('model                               shape   colour  position  text-exact  text-chars  PSNR dB');

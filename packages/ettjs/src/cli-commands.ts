@@ -6,6 +6,7 @@ import { decodeImage, encodePng, imageGrid, parseCaption, resizeCenterCrop, Synt
 import * as tf from '@tensorflow/tfjs-core';
 import { type EvalReport, evaluateModel } from './evaluate';
 import { type ExperimentConfig, runExperiment } from './experiment';
+import { withInterruptStop } from './interrupt';
 import { GenerationJudge, trainJudge } from './judge';
 import { ARMS, type Arm } from './recipes';
 import { loadRun } from './run-dir';
@@ -29,7 +30,7 @@ Run \`ett <command> --help\` for a command's options.`,
   doctor:
     'usage: ett doctor\n  Prints the backend report (ETT_BACKEND=tensorflow|webgpu|wasm|cpu overrides the choice; webgpu: not yet for ett train).',
   train:
-    'usage: ett train [--config FILE] [--out DIR] [--resume]\n  --config  JSON with any ExperimentConfig keys (defaults: the quickstart)\n  --out     run directory (default: config runDir)\n  --resume  continue every phase from its latest checkpoint',
+    'usage: ett train [--config FILE] [--out DIR] [--resume]\n  --config  JSON with any ExperimentConfig keys (defaults: the quickstart)\n  --out     run directory (default: config runDir)\n  --resume  continue every phase from its latest checkpoint\n\nCtrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; --resume continues from it.',
   eval: 'usage: ett eval --run DIR [--arm ett|frozen-embedding|caption-only] [--samples N]',
   caption: 'usage: ett caption --run DIR [--arm ARM] IMAGE...',
   reconstruct: 'usage: ett reconstruct --run DIR [--arm ARM] IMAGE [--out FILE.png]',
@@ -160,7 +161,7 @@ export async function runCli(argv: string[]): Promise<void> {
         }
       }
       if (values.out) config.runDir = String(values.out);
-      const r = await runExperiment(config, { resume: Boolean(values.resume) });
+      const r = await withInterruptStop((signal) => runExperiment(config, { resume: Boolean(values.resume), signal }));
       printEval('after stage 1', r.beforeSemantic);
       for (const a of r.arms) printEval(a.arm, a.eval);
       console.log(`report: ${r.reportPath}`);

@@ -89,6 +89,44 @@ describe('runExperiment', () => {
 });
 
 describe('ett CLI', () => {
+  it('Ctrl-C in ett train stops after the current step with a checkpoint, and --resume finishes the run without repeating steps', async () => {
+    const { runCli } = await import('./cli-commands');
+    const { TrainingStoppedError } = await import('./experiment');
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-sigint-'));
+    const cfg = { ...tiny(dir), arms: ['ett'], steps: { text: 2, tokenizer: 3, alignment: 1, semantic: 1, generation: 0 } };
+    fs.writeFileSync(path.join(dir, 'cfg.json'), JSON.stringify(cfg));
+    const listeners = process.listenerCount('SIGINT');
+    const log = console.log;
+    const error = console.error;
+    const errors: string[] = [];
+    console.error = (...a: unknown[]) => errors.push(a.join(' '));
+    // SIGINT as the terminal sends it, once stage 0 has begun (an event: a real signal would reach vitest too).
+    console.log = (...a: unknown[]) => {
+      if (String(a[0]).startsWith('stage 0')) setImmediate(() => process.emit('SIGINT', 'SIGINT'));
+    };
+    try {
+      const stopped = await runCli(['train', '--config', path.join(dir, 'cfg.json')]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(stopped).toBeInstanceOf(TrainingStoppedError);
+      expect((stopped as InstanceType<typeof TrainingStoppedError>).phase).toBe('stage0-tokenizer');
+      expect((stopped as Error).message).toMatch(/run it again with --resume/);
+      expect(errors.join('\n')).toMatch(/SIGINT: stopping after the current step and writing a checkpoint/);
+      expect(process.listenerCount('SIGINT')).toBe(listeners);
+      const done = stepLines(path.join(dir, 'stage0-tokenizer', 'metrics.jsonl'));
+      expect(done).toBeLessThan(3); // stopped inside stage 0
+      expect(fs.existsSync(path.join(dir, 'stage1-alignment'))).toBe(false);
+      console.log = () => {};
+      await runCli(['train', '--config', path.join(dir, 'cfg.json'), '--resume']);
+      expect(stepLines(path.join(dir, 'stage0-tokenizer', 'metrics.jsonl'))).toBe(3);
+      expect(stepLines(path.join(dir, 'stage2-ett', 'metrics.jsonl'))).toBe(1);
+    } finally {
+      console.log = log;
+      console.error = error;
+    }
+  }, 600_000);
+
   it('evaluates, captions, reconstructs and reports a run directory, and explains mistakes', async () => {
     const { runCli, UsageError } = await import('./cli-commands');
     const { encodePng, SyntheticTextImages } = await import('@ettjs/data');

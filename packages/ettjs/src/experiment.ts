@@ -162,6 +162,23 @@ function snapshot(model: Module): Record<string, tf.Tensor> {
   return Object.fromEntries(Object.entries(model.stateDict()).map(([k, v]) => [k, tf.keep(tf.clone(v))]));
 }
 
+/**
+ * Thrown by `runExperiment` when its `signal` stopped training (Ctrl-C in `ett train`). The phase's
+ * checkpoint is written; running again with `resume` continues exactly where it stopped.
+ */
+export class TrainingStoppedError extends Error {
+  constructor(
+    readonly phase: string,
+    readonly step: number,
+    readonly checkpoint: string | null,
+  ) {
+    super(
+      `training stopped in ${phase} after step ${step}${checkpoint ? ` (checkpoint ${checkpoint})` : ''}; run it again with --resume (runExperiment(config, { resume: true })) to continue from there`,
+    );
+    this.name = 'TrainingStoppedError';
+  }
+}
+
 async function runStages(
   model: ETTModel,
   data: SyntheticTextImages,
@@ -170,6 +187,7 @@ async function runStages(
   stages: Stage<ETTBatch>[],
   seed: number,
   resume: boolean,
+  signal?: AbortSignal,
 ): Promise<void> {
   const trainer = new Trainer<ETTBatch>({
     model,
@@ -184,7 +202,8 @@ async function runStages(
     checkpoint: { dir, keepLast: 1 },
     progress: c.progress,
   });
-  await trainer.fit({ resume });
+  const r = await trainer.fit({ resume, signal });
+  if (r.stopped) throw new TrainingStoppedError(path.basename(dir), r.step, r.checkpoint);
 }
 
 /** Reconstructions grid: originals on the top row, reconstructions below. */
@@ -232,7 +251,12 @@ async function generationGrid(model: ETTModel, samples: readonly EvalSample[], a
  */
 export async function runExperiment(
   partial: Partial<ExperimentConfig> = {},
-  options: { resume?: boolean; log?: (s: string) => void } = {},
+  options: {
+    resume?: boolean;
+    log?: (s: string) => void;
+    /** Stops training cleanly (checkpoint written, then `TrainingStoppedError`); `resume` continues. Defaults to none. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<ExperimentResult> {
   const c = resolveExperimentConfig(partial);
   const log = options.log ?? console.log;
@@ -256,6 +280,7 @@ export async function runExperiment(
       [textPretraining(model, { steps: c.steps.text, lr: c.lr.text })],
       c.seed + 3,
       resume,
+      options.signal,
     );
     log(`stage 0: tokenizer pretraining, ${c.steps.tokenizer} steps`);
     await runStages(
@@ -266,6 +291,7 @@ export async function runExperiment(
       [tokenizerPretraining(model, { steps: c.steps.tokenizer, lr: c.lr.tokenizer })],
       c.seed,
       resume,
+      options.signal,
     );
     const gridSamples = evalSet.slice(0, 8);
     images.push({
@@ -283,6 +309,7 @@ export async function runExperiment(
       [alignment(model, { steps: c.steps.alignment, lr: c.lr.alignment })],
       c.seed + 1,
       resume,
+      options.signal,
     );
     const beforeSemantic = await evaluateModel(model, evalSet);
     const afterStage1 = snapshot(model);
@@ -299,6 +326,7 @@ export async function runExperiment(
           [semantic(model, { steps: c.steps.semantic, lr: c.lr.semantic, arm, alpha: c.alpha })],
           c.seed + 2,
           resume,
+          options.signal,
         );
         const ev = await evaluateModel(model, evalSet);
         arms.push({ arm, eval: ev });
@@ -319,6 +347,7 @@ export async function runExperiment(
             [postTrainingGen(model, { steps: genSteps, lr: c.lr.generation })],
             c.seed + 4,
             resume,
+            options.signal,
           );
           images.push(await generationGrid(model, gridSamples, arm, c.seed));
         }

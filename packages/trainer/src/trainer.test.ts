@@ -125,6 +125,92 @@ describe('Trainer', () => {
     model.dispose();
   });
 
+  it('stops cleanly on an aborted signal: the step finishes, a checkpoint is written, resume matches an uninterrupted run', async () => {
+    const dirA = join(root, 'signal-uninterrupted');
+    const modelA = new Toy(1);
+    const a = await new Trainer({
+      model: modelA,
+      data: new ToySource(),
+      stages: twoStages(modelA),
+      checkpoint: { dir: dirA },
+      seed: 5,
+      ...quiet,
+    }).fit();
+
+    const dir = join(root, 'signal');
+    const modelB = new Toy(1);
+    const controller = new AbortController();
+    const lines: string[] = [];
+    const b = await new Trainer({
+      model: modelB,
+      data: new ToySource(),
+      stages: twoStages(modelB),
+      checkpoint: { dir, every: 100 },
+      seed: 5,
+      onStep: (r) => {
+        if (r.step === 7) controller.abort(); // mid-stage "main", no periodic checkpoint due
+      },
+      progress: 'none',
+      print: (l) => lines.push(l),
+    }).fit({ signal: controller.signal });
+    expect(b).toMatchObject({ step: 7, stopped: true, checkpoint: join(dir, 'step-00000007') });
+    expect(b.records.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    expect(lines.at(-1)).toBe(`[main] stopped at step 2/9; checkpoint ${join(dir, 'step-00000007')}`);
+    expect(await latestCheckpoint(dir)).toBe(join(dir, 'step-00000007'));
+    modelB.dispose();
+
+    const modelC = new Toy(99);
+    const c = await new Trainer({
+      model: modelC,
+      data: new ToySource(),
+      stages: twoStages(modelC),
+      checkpoint: { dir },
+      seed: 5,
+      ...quiet,
+    }).fit({
+      resume: true,
+      signal: new AbortController().signal,
+    });
+    expect(c.stopped).toBe(false);
+    const strip = (r: (typeof a.records)[number]) => ({ ...r, stepMs: 0, numTensors: 0 });
+    expect(c.records.map(strip)).toEqual(a.records.slice(7).map(strip));
+    expect(await snapshot(modelC)).toEqual(await snapshot(modelA));
+    modelA.dispose();
+    modelC.dispose();
+  });
+
+  it('lets the event loop run between steps when given a signal, so a timer (or SIGINT handler) can stop a synchronous run', async () => {
+    const model = new Toy(1);
+    const stages = [{ name: 's', steps: 50, trainable: ['net'], loss: mseLoss(model), optimizer: { kind: 'adamw' as const, lr: 0.01 } }];
+    const controller = new AbortController();
+    let steps = 0;
+    setImmediate(() => controller.abort()); // fires at the first chance the loop gives
+    const r = await new Trainer({ model, data: new ToySource(), stages, onStep: () => steps++, ...quiet }).fit({
+      signal: controller.signal,
+    });
+    expect(r.stopped).toBe(true);
+    expect(r.checkpoint).toBeNull(); // no checkpoint.dir
+    expect(steps).toBeLessThan(50);
+    expect(r.step).toBe(steps);
+    // An abort with the last step of the run is not a stop: the run is complete.
+    const last = new AbortController();
+    const done = await new Trainer({
+      model,
+      data: new ToySource(),
+      stages: [{ ...stages[0]!, steps: 3 }],
+      onStep: (rec) => rec.step === 3 && last.abort(),
+      ...quiet,
+    }).fit({ signal: last.signal });
+    expect(done).toMatchObject({ step: 3, stopped: false });
+    // Already aborted: no step at all; anything else is refused.
+    const none = await new Trainer({ model, data: new ToySource(), stages, ...quiet }).fit({ signal: AbortSignal.abort() });
+    expect(none).toMatchObject({ step: 0, stopped: true });
+    await expect(new Trainer({ model, data: new ToySource(), stages, ...quiet }).fit({ signal: {} as AbortSignal })).rejects.toThrow(
+      /signal must be an AbortSignal/,
+    );
+    model.dispose();
+  });
+
   it('keeps the most recent keepRecords step records (a long run stays flat in memory), every step still reported', async () => {
     const model = new Toy(1);
     const stages = [{ name: 's', steps: 7, trainable: ['net'], loss: mseLoss(model), optimizer: { kind: 'adamw' as const, lr: 0.01 } }];

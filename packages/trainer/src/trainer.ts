@@ -96,6 +96,14 @@ export interface FitOptions {
   resume?: boolean | string;
   /** Stop (with a checkpoint) once this many global steps are done. Defaults to the end of the last stage. */
   until?: number;
+  /**
+   * Stops the run cleanly when it aborts (Ctrl-C in `ett train`): the step in progress finishes, a
+   * checkpoint is written (with `checkpoint.dir`), and `fit` returns with `stopped: true`;
+   * `fit({ resume: true })` continues from there as if nothing had happened. With a signal, `fit`
+   * lets the event loop run after every step, so signal handlers and timers fire even where the
+   * steps themselves never wait (cpu, wasm). Defaults to none.
+   */
+  signal?: AbortSignal;
 }
 
 /** What `fit` returns. */
@@ -109,6 +117,8 @@ export interface FitResult {
   evals: EvalRecord[];
   /** The last checkpoint written, if any. */
   checkpoint: string | null;
+  /** True when `signal` stopped the run before its end (after `step`, with `checkpoint` written). */
+  stopped: boolean;
 }
 
 interface Optimized {
@@ -171,7 +181,10 @@ export class Trainer<B> {
 
   /** Trains (or resumes) to the end of the last stage, or to `until`. */
   async fit(options: FitOptions = {}): Promise<FitResult> {
-    checkKnownKeys('Trainer.fit', options, ['resume', 'until']);
+    checkKnownKeys('Trainer.fit', options, ['resume', 'until', 'signal']);
+    const signal = options.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal))
+      throw new TrainerConfigError('Trainer.fit: signal must be an AbortSignal (new AbortController().signal)');
     const o = this.#o;
     const stages = o.stages;
     const seed = o.seed ?? 0;
@@ -220,7 +233,8 @@ export class Trainer<B> {
     const evals: EvalRecord[] = [];
     let lastCheckpoint: string | null = null;
     if (stageIndex >= stages.length || step >= until)
-      return { step, skippedSteps: this.#guard.skipped, records, evals, checkpoint: resumeDir };
+      return { step, skippedSteps: this.#guard.skipped, records, evals, checkpoint: resumeDir, stopped: false };
+    if (signal?.aborted) return { step, skippedSteps: this.#guard.skipped, records, evals, checkpoint: resumeDir, stopped: true };
 
     const first = await o.data.next();
     if (first === undefined) {
@@ -234,9 +248,11 @@ export class Trainer<B> {
     const metricsPath = o.metricsPath ?? (o.checkpoint ? join(o.checkpoint.dir, 'metrics.jsonl') : undefined);
     const log = metricsPath ? new MetricsLog(metricsPath) : null;
     const progress = createProgress(o.progress ?? 'auto', o.progressEvery ?? 50, this.#print);
+    let stopped = false;
+    let stopMessage = '';
 
     try {
-      for (; stageIndex < stages.length && step < until; stageIndex++, stageStep = 0) {
+      for (; stageIndex < stages.length && step < until && !stopped; stageIndex++, stageStep = 0) {
         const stage = stages[stageIndex];
         const sel = this.#selections[stageIndex];
         applyFreezing(o.model, sel);
@@ -278,9 +294,20 @@ export class Trainer<B> {
               this.#evals.push(ev);
               log?.append(ev);
             }
+            if (signal) {
+              // Steps on cpu and wasm never wait, so without this a SIGINT handler (or any timer)
+              // would only run after the whole fit.
+              await new Promise<void>((resolve) => setImmediate(resolve));
+              const finished = step >= until || (stageDone && stageIndex === stages.length - 1);
+              stopped = signal.aborted && !finished;
+            }
             const every = o.checkpoint?.every ?? 0;
-            if (o.checkpoint && (stageDone || step >= until || (every > 0 && step % every === 0))) {
+            if (o.checkpoint && (stageDone || step >= until || stopped || (every > 0 && step % every === 0))) {
               lastCheckpoint = await this.#save(stageIndex, step, stageStep, seed, gen, disc);
+            }
+            if (stopped) {
+              stopMessage = `[${stage.name}] stopped at step ${stageStep}/${stage.steps}${o.checkpoint ? `; checkpoint ${lastCheckpoint}` : ' (no checkpoint: checkpoint.dir is not set)'}`;
+              break;
             }
           }
         } finally {
@@ -293,7 +320,8 @@ export class Trainer<B> {
       this.#disposeBatches(this.#pending);
       this.#pending = [];
     }
-    return { step, skippedSteps: this.#guard.skipped, records, evals, checkpoint: lastCheckpoint };
+    if (stopped) this.#print(stopMessage); // after the progress bar has stopped
+    return { step, skippedSteps: this.#guard.skipped, records, evals, checkpoint: lastCheckpoint, stopped };
   }
 
   #ctx(stage: Stage<B>, step: number, stageStep: number, microStep: number, seed: number, role: 0 | 1): StepContext {
