@@ -1623,6 +1623,23 @@ napi_value Swiglu(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+struct AdamWHyper {
+  float b1, b2, c1, c2, eps, decay, stepSize, bc2;
+};
+
+// One parameter's AdamW update (m', v', p' into their own outputs). A function of its own with
+// restrict pointers: written inline in the pool's lambda, GCC left the loop scalar.
+void adamw_span(const float* __restrict p, const float* __restrict g, const float* __restrict m, const float* __restrict v,
+                float* __restrict mo, float* __restrict vo, float* __restrict po, std::int32_t n, AdamWHyper h) {
+  for (std::int32_t k = 0; k < n; k++) {
+    const float mn = m[k] * h.b1 + g[k] * h.c1;
+    const float vn = v[k] * h.b2 + (g[k] * g[k]) * h.c2;
+    mo[k] = mn;
+    vo[k] = vn;
+    po[k] = p[k] * h.decay - (mn / (std::sqrt(vn) / h.bc2 + h.eps)) * h.stepSize;
+  }
+}
+
 // adamw(heap, table, count, b1, b2, eps, decay, stepSize, bc2Sqrt): one AdamW step of `count`
 // parameters. table (Int32Array, 8 per parameter): offsets of param, grad, m, v, and of the new m,
 // v, param, then the size. m' = b1·m + (1 − b1)·g; v' = b2·v + (1 − b2)·g²;
@@ -1663,22 +1680,10 @@ napi_value AdamW(napi_env env, napi_callback_info info) {
   const float c1 = float(1.0 - h[0]), c2 = float(1.0 - h[1]);  // as tf.mul(g, 1 - b1): 1 − b1 in double, then float
   std::lock_guard<std::mutex> lock(calls);
   FlushDenormals flush;
+  const AdamWHyper hp{b1, b2, c1, c2, eps, decay, stepSize, bc2};
   pool->run(static_cast<int>(count), [&](int i) {
     const std::int32_t* e = table + std::int64_t(i) * 8;
-    const float* __restrict p = heap + e[0];
-    const float* __restrict g = heap + e[1];
-    const float* __restrict m = heap + e[2];
-    const float* __restrict v = heap + e[3];
-    float* __restrict mo = heap + e[4];
-    float* __restrict vo = heap + e[5];
-    float* __restrict po = heap + e[6];
-    for (std::int32_t k = 0; k < e[7]; k++) {
-      const float mn = m[k] * b1 + g[k] * c1;
-      const float vn = v[k] * b2 + (g[k] * g[k]) * c2;
-      mo[k] = mn;
-      vo[k] = vn;
-      po[k] = p[k] * decay - (mn / (std::sqrt(vn) / bc2 + eps)) * stepSize;
-    }
+    adamw_span(heap + e[0], heap + e[1], heap + e[2], heap + e[3], heap + e[4], heap + e[5], heap + e[6], e[7], hp);
   });
   return nullptr;
 }
