@@ -76,8 +76,9 @@ export class Attention extends Module {
         k = repeat(k);
         v = repeat(v);
       }
-      // Explicit transpose instead of matMul's transposeB: stock wasm runs transposed matMuls slowly.
-      const scores = tf.add(tf.mul(tf.matMul(q, tf.transpose(k, [0, 1, 3, 2])), 1 / Math.sqrt(d)), ctx.bias); // [B, H, T, S]
+      // Kᵀ as matMul's transposeB flag, not a Transpose kernel: @ettjs/backend's wasm BatchMatMul takes
+      // it as a GEMM flag (or, without the native kernels, transposes there), as the other backends do.
+      const scores = tf.add(tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(d)), ctx.bias); // [B, H, T, S]
       const out = tf.matMul(tf.softmax(scores), v); // [B, H, T, D]
       const merged = tf.reshape(tf.transpose(out, [0, 2, 1, 3]), [b * t, h * d]) as tf.Tensor2D;
       return tf.reshape(this.o_proj.apply(merged), [b, t, c]) as tf.Tensor3D;
