@@ -191,8 +191,30 @@ std::mutex calls;
 // ---------------------------------------------------------------------------------------------
 // GEMM. C[m, n] (ldc) = op(A)[m, k] * op(B)[k, n], row-major; op(A) = A or Aᵀ (A stored [k, m]).
 
+// Below Eigen's EIGEN_GEMM_TO_COEFFBASED_THRESHOLD (m + n + k < 20) Eigen multiplies coefficient by
+// coefficient, vectorized from the operands' alignment, so the same product of the same values gave
+// different last bits depending on where the tensors sat in the heap (an LM's first forward pass
+// differed from its second by 1e-6). These sizes run this fixed-order loop instead.
+void gemm_small(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
+                bool accumulate) {
+  for (int i = 0; i < m; i++)
+    for (int j = 0; j < n; j++) {
+      float acc = accumulate ? c[std::int64_t(i) * ldc + j] : 0.0f;
+      for (int p = 0; p < k; p++) {
+        const float av = ta ? a[std::int64_t(p) * lda + i] : a[std::int64_t(i) * lda + p];
+        const float bv = tb ? b[std::int64_t(j) * ldb + p] : b[std::int64_t(p) * ldb + j];
+        acc += av * bv;
+      }
+      c[std::int64_t(i) * ldc + j] = acc;
+    }
+}
+
 void gemm_block(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb, float* c, int ldc,
                 bool accumulate) {
+  if (m + n + k < 20) {
+    gemm_small(ta, tb, m, n, k, a, lda, b, ldb, c, ldc, accumulate);
+    return;
+  }
   Map C(c, m, n, Eigen::OuterStride<>(ldc));
   if (k == 0) {
     if (!accumulate) C.setZero();

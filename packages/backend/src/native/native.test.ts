@@ -76,3 +76,41 @@ it('picks the best build the CPU runs, or the one ETT_NATIVE_ISA names, and says
   expect(chooseVariant(new Set(['sse2']), {})).toEqual({ reason: expect.stringMatching(/lacks AVX2\+FMA/) });
   expect(chooseVariant(null, {})).toEqual({ reason: expect.stringMatching(/unreadable/) });
 });
+
+// Where tfjs puts a tensor in the wasm heap is up to its allocator, so a product must not depend on
+// it: a 5-token LM's attention (m + n + k < 20, where Eigen switches to coefficient-wise products
+// vectorized from the operands' alignment) came out 1e-6 different in its first forward pass.
+it.each([
+  [1, 5, 4, 5, false, false],
+  [4, 5, 5, 4, false, false], // the LM's attention probabilities times V
+  [4, 5, 5, 4, false, true],
+  [1, 5, 16, 16, true, false],
+  [2, 64, 48, 40, false, true],
+])('gemm (batch %i, %i x %i x %i, transposes %s, %s) gives the same bits at every operand offset', (g, m, k, n, ta, tb) => {
+  const addon = loadNative().addon;
+  if (addon == null) return; // nothing native on this machine
+  const a = Float32Array.from({ length: g * m * k }, (_, i) => Math.sin(i * 1.7) * 3);
+  const b = Float32Array.from({ length: g * k * n }, (_, i) => Math.cos(i * 0.9));
+  const heap = new Float32Array(a.length + b.length + g * m * n + 64);
+  let first: number[] | null = null;
+  // A, B and C each at every float offset 0-7 of its own region: alignments mod 32 bytes, in every combination.
+  for (let shift = 0; shift < 512; shift++) {
+    const ao = shift % 8;
+    const bo = 16 + a.length + (Math.floor(shift / 8) % 8);
+    const co = 32 + a.length + b.length + Math.floor(shift / 64);
+    heap.set(a, ao);
+    heap.set(b, bo);
+    addon.gemm(heap, ao, bo, co, g, m, n, k, ta ? 1 : 0, tb ? 1 : 0, m * k, k * n);
+    const c = Array.from(heap.subarray(co, co + g * m * n));
+    if (first == null) first = c;
+    else if (c.some((v, i) => v !== first![i])) expect.fail(`offsets A ${ao}, B ${bo}, C ${co}: different bits`);
+  }
+  // And the products themselves, against float64 sums.
+  for (let q = 0; q < g; q++)
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[q * m * k + (ta ? p * m + i : i * k + p)]! * b[q * k * n + (tb ? j * k + p : p * n + j)]!;
+        expect(Math.abs(first![(q * m + i) * n + j]! - s)).toBeLessThan(1e-5 * (1 + Math.abs(s)) * k);
+      }
+});
