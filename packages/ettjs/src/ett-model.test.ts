@@ -136,6 +136,36 @@ describe('ETTModel', () => {
     twin.dispose();
   });
 
+  it('stops a caption at any of stopTokens (not included), on both decoding paths, and rejects ids outside the vocabulary', async () => {
+    const model = build('projector');
+    const twin = new ETTModel({
+      tokenizer: model.tokenizer,
+      adapter: model.adapter,
+      lm: new PlainLM(model.lm),
+      text: model.text,
+      imageSize: S,
+    });
+    const full = await model.caption(images, { maxNewTokens: 8 });
+    // The byte tokenizer: a caption's characters are its token ids (bytes). Stop at the third byte of the first caption.
+    const bytes = Array.from(new TextEncoder().encode(full[0]!));
+    expect(bytes.length).toBeGreaterThanOrEqual(3);
+    const stop = model.text.encode(full[0]!)[2]!;
+    const cut = (c: string) => {
+      const ids = model.text.encode(c);
+      const at = ids.indexOf(stop);
+      return at < 0 ? c : model.text.decode(ids.slice(0, at));
+    };
+    for (const m of [model, twin]) {
+      const stopped = await m.caption(images, { maxNewTokens: 8, stopTokens: [stop] });
+      expect(stopped).toEqual(full.map(cut));
+      expect(stopped[0]!.length).toBeLessThan(full[0]!.length);
+    }
+    await expect(model.caption(images, { stopTokens: [model.lm.vocabSize] })).rejects.toThrow(/stopTokens must be token ids in \[0, \d+\)/);
+    await expect(model.caption(images, { stopTokens: [1.5] })).rejects.toThrow(/stopTokens must be token ids/);
+    model.dispose();
+    twin.dispose();
+  });
+
   it('trains generation on code targets and samples decodable images', async () => {
     const model = build('projector', 32);
     const prompts = [model.text.encode('red'), model.text.encode('blue')];

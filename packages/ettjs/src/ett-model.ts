@@ -45,6 +45,11 @@ export interface CaptionOptions extends SamplingOptions {
   /** Defaults to 48 tokens. */
   maxNewTokens?: number;
   seed?: number;
+  /**
+   * Token ids that end a caption besides the text tokenizer's `[EOS]` (not included in it), e.g. a
+   * chat model's `<|im_end|>`. Defaults to none.
+   */
+  stopTokens?: readonly number[];
 }
 
 /**
@@ -163,6 +168,13 @@ export class ETTModel extends Module {
   /** Captions images (understanding). Greedy unless sampling options are given. */
   async caption(images: tf.Tensor4D, options: CaptionOptions = {}): Promise<string[]> {
     this.#checkImages(images, 'ETTModel.caption');
+    const extra = options.stopTokens ?? [];
+    if (!Array.isArray(extra) || extra.some((id) => !Number.isInteger(id) || id < 0 || id >= this.lm.vocabSize)) {
+      throw new ETTModelError(
+        `ETTModel.caption: stopTokens must be token ids in [0, ${this.lm.vocabSize}), got ${JSON.stringify(options.stopTokens)}`,
+      );
+    }
+    const stops = [this.ids.eos, ...extra];
     const B = images.shape[0];
     const prefix = tf.tidy(() => {
       const { visual, tokens } = this.encodeImages(images);
@@ -181,9 +193,9 @@ export class ETTModel extends Module {
       if (this.lm instanceof AutoregressiveLM) {
         // An LM's vocabulary is often padded past its tokenizer's: never sample ids the tokenizer cannot decode.
         const allowedIds = this.text.vocabSize < this.lm.vocabSize ? Array.from({ length: this.text.vocabSize }, (_, i) => i) : undefined;
-        rows = (await generate(this.lm, { allowedIds, ...options, inputsEmbeds: prefix, maxNewTokens, stopTokens: [this.ids.eos] })).tokens;
+        rows = (await generate(this.lm, { allowedIds, ...options, inputsEmbeds: prefix, maxNewTokens, stopTokens: stops })).tokens;
       } else {
-        rows = await this.#greedyWithoutCache(prefix, maxNewTokens);
+        rows = await this.#greedyWithoutCache(prefix, maxNewTokens, new Set(stops));
       }
       return rows.map((r) => this.text.decode(r));
     } finally {
@@ -192,7 +204,7 @@ export class ETTModel extends Module {
   }
 
   /** Greedy decoding for a user's `CausalLM` without a cache: recomputes the sequence each token. */
-  async #greedyWithoutCache(prefix: tf.Tensor3D, maxNewTokens: number): Promise<number[][]> {
+  async #greedyWithoutCache(prefix: tf.Tensor3D, maxNewTokens: number, stops: ReadonlySet<number>): Promise<number[][]> {
     const B = prefix.shape[0];
     const rows: number[][] = Array.from({ length: B }, () => []);
     const done = new Array(B).fill(false);
@@ -207,7 +219,7 @@ export class ETTModel extends Module {
       await settleHostChecks(); // input checks queued where reads are asynchronous (WebGPU)
       ids.forEach((id, i) => {
         if (done[i]) return;
-        if (id === this.ids.eos) done[i] = true;
+        if (stops.has(id)) done[i] = true;
         else rows[i].push(id);
       });
       const grown = tf.tidy(() => tf.concat([seq, this.lm.embed(tf.tensor2d(ids, [B, 1], 'int32'))], 1) as tf.Tensor3D);
