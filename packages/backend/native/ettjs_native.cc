@@ -613,8 +613,8 @@ void direct_backprop_filter(const Conv& cv, const float* x, const float* dy, flo
   dispatch_vectors(cv.outC / kLanes, [&](auto nv) { direct_filter<decltype(nv)::value>(d, xpad, dy, dw); });
 }
 
-// y[rows, outC] = col[rows, patch] * w[patch, outC], chunk by chunk.
-// y = conv(x, w) (+ bias [outC] when given).
+// y = conv(x, w) (+ bias [outC] when given): pointwise as one GEMM, stride 1 direct, else
+// y[rows, outC] = col[rows, patch] * w[patch, outC] chunk by chunk.
 void conv_forward(const Conv& cv, const float* x, const float* w, float* y, const float* bias = nullptr) {
   const int patch = static_cast<int>(cv.patch());
   if (isPointwise(cv)) {
