@@ -31,9 +31,9 @@ const started = Date.now();
 const result = await withInterruptStop((signal) => runExperiment({ runDir: values.out, steps }, { resume: values.resume, signal })).catch(
   (e: unknown) => {
     if (!(e instanceof TrainingStoppedError)) throw e;
-    console.error(
-      `\n${e.message}\ncontinue with: npm start -- --resume${values.out === QUICKSTART_CONFIG.runDir ? '' : ` --out ${values.out}`}`,
-    );
+    // The same arguments (--out, --scale) plus --resume continue the same run.
+    const args = process.argv.slice(2).filter((a) => a !== '--resume');
+    console.error(`\n${e.message}\ncontinue with: npm start -- ${[...args, '--resume'].join(' ')}`);
     process.exit(130);
   },
 );
