@@ -42,6 +42,10 @@ for (const { isa, march } of variants) {
     // sqrt without errno: IEEE sqrt either way, but with errno GCC keeps a scalar sqrt (and a libm
     // call for negative inputs) in every loop that has one, so the AdamW update did not vectorize.
     '-fno-math-errno',
+    // Nothing here traps on FP exceptions (denormals are flushed, NaN/inf handled by value), and with
+    // trapping math GCC will not compute both sides of a select on AVX2 (no masked ops there), so
+    // LeakyReLU, exp and SiLU loops stayed scalar in the AVX2 build.
+    '-fno-trapping-math',
     '-std=c++17',
     `-march=${march}`,
     '-mtune=generic',
