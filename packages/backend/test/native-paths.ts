@@ -1,6 +1,8 @@
 // Shared by the kernel tests: the native addon with call counters, so a test on the native path
 // fails if its kernel silently fell back to WASM or JavaScript.
+import { afterEach, beforeEach } from 'vitest';
 import { type NativeAddon, loadNative } from '../src/native/load';
+import { activeNativeAddon, setNativeAddon } from '../src/wasm-kernels/native';
 
 type EntryPoint =
   | 'gemm'
@@ -51,4 +53,28 @@ export function fusedKernelPaths(addon: () => NativeAddon | null) {
     { name: 'wasm with the native addon', backend: 'wasm' as const, addon },
     { name: 'wasm without it', backend: 'wasm' as const, addon: () => null },
   ];
+}
+
+/**
+ * In a describe block over one of {@link fusedKernelPaths}: before each test the path's addon becomes
+ * the active one and `calls[entry]` is zeroed; after it the previous addon is back. Returns the addon
+ * the current test runs with (null on the paths without it).
+ */
+export function usePathAddon<K extends EntryPoint>(
+  addon: () => NativeAddon | null,
+  calls: Record<K, number>,
+  entry: K,
+): () => NativeAddon | null {
+  let saved: NativeAddon | null = null;
+  let wanted: NativeAddon | null = null;
+  beforeEach(() => {
+    saved = activeNativeAddon();
+    wanted = addon();
+    setNativeAddon(wanted);
+    calls[entry] = 0;
+  });
+  afterEach(() => {
+    setNativeAddon(saved);
+  });
+  return () => wanted;
 }

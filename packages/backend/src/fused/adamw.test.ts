@@ -2,12 +2,10 @@
 // definition, and bit for bit against the same update composed of tfjs ops (what @ettjs/core runs
 // where the kernel is absent).
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import type { NativeAddon } from '../native/load';
-import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
-import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
+import { countingAddon, fusedKernelPaths, usePathAddon } from '../../test/native-paths';
 import { ADAMW } from './adamw';
 
 // Three paths: cpu's JavaScript loops, wasm on the native addon (counted: a silent fallback to the
@@ -74,21 +72,11 @@ function composed(): tf.Tensor[] {
 }
 
 describe.each(PATHS)('fused AdamW on $name', ({ backend, addon }) => {
-  let saved: NativeAddon | null = null;
-  let wanted: NativeAddon | null = null;
-  beforeEach(() => {
-    saved = activeNativeAddon();
-    wanted = addon();
-    setNativeAddon(wanted);
-    native.calls.adamw = 0;
-  });
-  afterEach(() => {
-    setNativeAddon(saved);
-  });
+  const wanted = usePathAddon(addon, native.calls, 'adamw');
 
   it('matches a float64 AdamW step (decoupled decay, bias corrections) for every parameter, shapes kept', async () => {
     const out = await runOn(backend, 'cpu', fused);
-    if (wanted != null) expect(native.calls.adamw).toBe(1);
+    if (wanted() != null) expect(native.calls.adamw).toBe(1);
     const a = attrs();
     data.forEach((d, i) => {
       const n = d.p.length;
@@ -111,7 +99,7 @@ describe.each(PATHS)('fused AdamW on $name', ({ backend, addon }) => {
     const got = await runOn(backend, 'cpu', fused);
     const want = await runOn(backend, 'cpu', composed);
     for (const [i, w] of want.entries()) {
-      if (wanted == null) expect(Array.from(got[i]!)).toEqual(Array.from(w));
+      if (wanted() == null) expect(Array.from(got[i]!)).toEqual(Array.from(w));
       else expectClose(got[i]!, w, 1e-6);
     }
   });

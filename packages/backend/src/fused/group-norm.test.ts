@@ -2,12 +2,10 @@
 // the definition, and their gradients against central finite differences of that reference; the
 // same for the webgpu backend's kernels.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import type { NativeAddon } from '../native/load';
-import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
-import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
+import { countingAddon, fusedKernelPaths, usePathAddon } from '../../test/native-paths';
 import { GROUP_NORM, GROUP_NORM_GRAD } from './group-norm';
 
 // Three paths: the cpu backend's JavaScript loops, wasm on the native addon (when this machine loads
@@ -71,17 +69,7 @@ const CASES: Case[] = [
 const EPS = 1e-6;
 
 describe.each(PATHS)('fused GroupNorm on $name', ({ backend, addon }) => {
-  let saved: NativeAddon | null = null;
-  let wanted: NativeAddon | null = null;
-  beforeEach(() => {
-    saved = activeNativeAddon();
-    wanted = addon();
-    setNativeAddon(wanted);
-    native.calls.groupNorm = 0;
-  });
-  afterEach(() => {
-    setNativeAddon(saved);
-  });
+  const wanted = usePathAddon(addon, native.calls, 'groupNorm');
 
   it.each(CASES)('forward and all three gradients for $shape, $groups groups, $activation', async (c) => {
     const n = c.shape.reduce((a, v) => a * v, 1);
@@ -102,7 +90,7 @@ describe.each(PATHS)('fused GroupNorm on $name', ({ backend, addon }) => {
       return [f(xt, gt, bt), ...grads];
     });
     // On the native path the forward and the backward kernel both ran there (two forwards: grads and y).
-    if (wanted != null) expect(native.calls.groupNorm).toBe(3);
+    if (wanted() != null) expect(native.calls.groupNorm).toBe(3);
     expectClose(y!, reference(c, x, gamma, beta, EPS), 1e-5);
     // Central differences of the float64 reference: L = Σ w ⊙ y.
     const loss = (xx: ArrayLike<number>, gg: ArrayLike<number>, bb: ArrayLike<number>) =>

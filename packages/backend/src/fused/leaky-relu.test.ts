@@ -3,12 +3,10 @@
 // (where(x > 0, dy, α·dy)) and against central finite differences, its second derivative, and the
 // stock composition where a backend lacks the kernel.
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingAddon, fusedKernelPaths, usePathAddon } from '../../test/native-paths';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import type { NativeAddon } from '../native/load';
-import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { LEAKY_RELU_GRAD } from './leaky-relu';
 
 const native = countingAddon(['leakyRelu']);
@@ -35,17 +33,7 @@ function inputs(n: number): Float32Array {
 }
 
 describe.each(PATHS)('LeakyReLU on $name', ({ backend, addon }) => {
-  let saved: NativeAddon | null = null;
-  let wanted: NativeAddon | null = null;
-  beforeEach(() => {
-    saved = activeNativeAddon();
-    wanted = addon();
-    setNativeAddon(wanted);
-    native.calls.leakyRelu = 0;
-  });
-  afterEach(() => {
-    setNativeAddon(saved);
-  });
+  const wanted = usePathAddon(addon, native.calls, 'leakyRelu');
 
   // 40 000 elements: the native kernel splits them over its threads.
   it.each([
@@ -61,7 +49,7 @@ describe.each(PATHS)('LeakyReLU on $name', ({ backend, addon }) => {
       return [tf.leakyRelu(xt, ALPHA), tf.grad((t: tf.Tensor) => tf.sum(tf.mul(tf.leakyRelu(t, ALPHA), w)))(xt)];
     });
     // On wasm with the addon: the forward twice (once inside the gradient's forward) and the gradient once.
-    if (wanted != null && backend === 'wasm') expect(native.calls.leakyRelu).toBe(3);
+    if (wanted() != null && backend === 'wasm') expect(native.calls.leakyRelu).toBe(3);
     const a = Math.fround(ALPHA);
     // The forward on cpu is tfjs's own kernel, which multiplies by α in double; wasm's (stock and
     // native) by α as a float, as every gradient path here does.

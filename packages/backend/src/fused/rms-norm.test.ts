@@ -3,12 +3,10 @@
 // differences of that reference, and @ettjs/core's rmsNorm against its tfjs-op form.
 import { rmsNorm } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingAddon, fusedKernelPaths, usePathAddon } from '../../test/native-paths';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import type { NativeAddon } from '../native/load';
-import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { RMS_NORM } from './rms-norm';
 
 const native = countingAddon(['rmsNorm']);
@@ -44,17 +42,7 @@ const SHAPES = [
 const EPS = 1e-6;
 
 describe.each(PATHS)('fused RMSNorm on $name', ({ backend, addon }) => {
-  let saved: NativeAddon | null = null;
-  let wanted: NativeAddon | null = null;
-  beforeEach(() => {
-    saved = activeNativeAddon();
-    wanted = addon();
-    setNativeAddon(wanted);
-    native.calls.rmsNorm = 0;
-  });
-  afterEach(() => {
-    setNativeAddon(saved);
-  });
+  const wanted = usePathAddon(addon, native.calls, 'rmsNorm');
 
   it.each(SHAPES)('forward and both gradients for %o', async (...shape: number[]) => {
     const n = shape.reduce((a, v) => a * v, 1);
@@ -71,7 +59,7 @@ describe.each(PATHS)('fused RMSNorm on $name', ({ backend, addon }) => {
       return [f(xt, wt), ...grads];
     });
     // On the native path the forward and the backward kernel both ran there (two forwards: grads and y).
-    if (wanted != null) expect(native.calls.rmsNorm).toBe(3);
+    if (wanted() != null) expect(native.calls.rmsNorm).toBe(3);
     expectClose(y!, reference(x, w, c, EPS), 1e-5);
     const loss = (xx: ArrayLike<number>, ww: ArrayLike<number>) => reference(xx, ww, c, EPS).reduce((a, v, i) => a + v * wts[i]!, 0);
     const fd = (which: 0 | 1, j: number) => {
@@ -104,7 +92,7 @@ describe.each(PATHS)('fused RMSNorm on $name', ({ backend, addon }) => {
         return [rmsNorm(x, w, EPS).dataSync(), composed.dataSync()];
       });
       expectClose(fused, ops, 1e-6);
-      if (wanted != null) expect(native.calls.rmsNorm).toBe(1);
+      if (wanted() != null) expect(native.calls.rmsNorm).toBe(1);
       const before = tf.memory().numTensors;
       const dx = tf.grad((a: tf.Tensor) => tf.sum(rmsNorm(a, w, EPS)))(x);
       expect(tf.memory().numTensors).toBe(before + 1);

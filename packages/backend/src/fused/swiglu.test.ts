@@ -3,12 +3,10 @@
 // swiGlu against its tfjs-op form.
 import { swiGlu } from '@ettjs/core';
 import * as tf from '@tensorflow/tfjs-core';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { countingAddon, fusedKernelPaths } from '../../test/native-paths';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countingAddon, fusedKernelPaths, usePathAddon } from '../../test/native-paths';
 import { expectClose, randn, runOn } from '../../test/reference';
 import { initBackend } from '../init';
-import type { NativeAddon } from '../native/load';
-import { activeNativeAddon, setNativeAddon } from '../wasm-kernels/native';
 import { SWIGLU } from './swiglu';
 
 const native = countingAddon(['swiglu']);
@@ -25,17 +23,7 @@ afterAll(async () => {
 const silu = (g: number) => g / (1 + Math.exp(-g));
 
 describe.each(PATHS)('fused SwiGLU on $name', ({ backend, addon }) => {
-  let saved: NativeAddon | null = null;
-  let wanted: NativeAddon | null = null;
-  beforeEach(() => {
-    saved = activeNativeAddon();
-    wanted = addon();
-    setNativeAddon(wanted);
-    native.calls.swiglu = 0;
-  });
-  afterEach(() => {
-    setNativeAddon(saved);
-  });
+  const wanted = usePathAddon(addon, native.calls, 'swiglu');
 
   // 5000 elements: more than one of the native kernel's 4096-element chunks.
   it.each([[[3, 7]], [[2, 2500]]])('forward and both gradients for %o, including both tails', async (shape: number[]) => {
@@ -51,7 +39,7 @@ describe.each(PATHS)('fused SwiGLU on $name', ({ backend, addon }) => {
       const f = (a: tf.Tensor, b: tf.Tensor) => tf.engine().runKernel(SWIGLU, { gate: a, up: b }, {}) as tf.Tensor;
       return [f(gt, ut), ...tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(f(a, b), mask)))([gt, ut])];
     });
-    if (wanted != null) expect(native.calls.swiglu).toBe(3);
+    if (wanted() != null) expect(native.calls.swiglu).toBe(3);
     expectClose(
       y!,
       Array.from(g, (v, i) => silu(v) * u[i]!),
@@ -79,7 +67,7 @@ describe.each(PATHS)('fused SwiGLU on $name', ({ backend, addon }) => {
       const u = tf.tensor(randn(64, 6), [8, 8]);
       const [fused, ops] = tf.tidy(() => [swiGlu(g, u).dataSync(), tf.mul(tf.mul(g, tf.sigmoid(g)), u).dataSync()]);
       expectClose(fused, ops, 1e-6);
-      if (wanted != null) expect(native.calls.swiglu).toBe(1);
+      if (wanted() != null) expect(native.calls.swiglu).toBe(1);
       const before = tf.memory().numTensors;
       const dg = tf.grad((a: tf.Tensor) => tf.sum(swiGlu(a, u)))(g);
       expect(tf.memory().numTensors).toBe(before + 1);
