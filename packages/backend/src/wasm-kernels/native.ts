@@ -710,9 +710,20 @@ export function nativeCopy(
   if (native == null || !FOUR_BYTES.has(src.dtype) || src.dtype !== dst.dtype) return false;
   const box = collapseCopy(dims, srcStrides, dstStrides);
   if (box == null) return false;
-  const { addon, backend } = native;
-  addon.copy(heapF32(backend), offset(backend, src) + srcStart, offset(backend, dst) + dstStart, ...box.dims, ...box.src, ...box.dst);
+  runCopy(native, src, srcStart, dst, dstStart, box);
   return true;
+}
+
+/** The addon's copy of a box `collapseCopy` gave. */
+function runCopy(
+  { addon, backend }: { addon: NativeAddon; backend: WasmHeapBackend },
+  src: tf.TensorInfo,
+  srcStart: number,
+  dst: tf.TensorInfo,
+  dstStart: number,
+  box: { dims: number[]; src: number[]; dst: number[] },
+): void {
+  addon.copy(heapF32(backend), offset(backend, src) + srcStart, offset(backend, dst) + dstStart, ...box.dims, ...box.src, ...box.dst);
 }
 
 /** Transpose as one strided copy on the addon (float32/int32, at most four dimensions once merged); else `fallback`. */
@@ -726,10 +737,10 @@ export function nativeTranspose(fallback: tf.KernelFunc): tf.KernelFunc {
     const outShape = perm.map((p) => x.shape[p]!);
     // Walks the output in order: output dimension k steps through x with x's stride of axis perm[k].
     const srcStrides = perm.map((p) => inStrides[p]!);
-    const outStrides = contiguousStrides(outShape);
-    if (collapseCopy(outShape, srcStrides, outStrides) == null) return fallback(args);
+    const box = collapseCopy(outShape, srcStrides, contiguousStrides(outShape));
+    if (box == null) return fallback(args);
     const out = native.backend.makeOutput(outShape, x.dtype);
-    nativeCopy(native.backend, x, 0, out, 0, outShape, srcStrides, outStrides);
+    runCopy(native, x, 0, out, 0, box);
     return out;
   };
 }
@@ -748,11 +759,12 @@ export function nativePad(fallback: tf.KernelFunc): tf.KernelFunc {
     const { backend } = native;
     const outShape = x.shape.map((d, k) => paddings[k]![0] + d + paddings[k]![1]);
     const outStrides = contiguousStrides(outShape);
-    if (collapseCopy(x.shape, contiguousStrides(x.shape), outStrides) == null) return fallback(args);
+    const box = collapseCopy(x.shape, contiguousStrides(x.shape), outStrides);
+    if (box == null) return fallback(args);
     const out = backend.makeOutput(outShape, x.dtype);
     (backend as unknown as { typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array }).typedArrayFromHeap(out).fill(constantValue);
     const start = paddings.reduce((sum, [before], k) => sum + before * outStrides[k]!, 0);
-    nativeCopy(backend, x, 0, out, start, x.shape, contiguousStrides(x.shape), outStrides);
+    runCopy(native, x, 0, out, start, box);
     return out;
   };
 }
