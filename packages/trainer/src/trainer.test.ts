@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Toy as ToyModel, Toy, ToySource, criticLoss, ganGeneratorLoss, mseLoss, snapshot } from '../test/toy';
-import { CheckpointMismatchError, latestCheckpoint, listCheckpoints } from './checkpoint';
+import { CheckpointMismatchError, type StepRecord, latestCheckpoint, listCheckpoints } from './checkpoint';
 import { DataSourceError } from './data-source';
 import { TrainingDivergedError } from './non-finite-guard';
 import type { Stage } from './stage';
@@ -42,6 +42,23 @@ function twoStages(model: ToyModel): Stage<ToyBatch>[] {
   ];
 }
 
+/** The uninterrupted two-stage run (seed 5) that interrupted and resumed runs must reproduce. */
+async function uninterrupted(dir: string): Promise<{ model: ToyModel; records: StepRecord[] }> {
+  const model = new Toy(1);
+  const { records } = await new Trainer({
+    model,
+    data: new ToySource(),
+    stages: twoStages(model),
+    checkpoint: { dir: join(root, dir) },
+    seed: 5,
+    ...quiet,
+  }).fit();
+  return { model, records };
+}
+
+/** A step record without its timing and tensor count, which differ between runs of the same steps. */
+const strip = (r: StepRecord) => ({ ...r, stepMs: 0, numTensors: 0 });
+
 describe('Trainer', () => {
   it('trains: the loss of a small regression falls', async () => {
     const model = new Toy(1);
@@ -59,16 +76,7 @@ describe('Trainer', () => {
   });
 
   it('resumes exactly: k steps, crash, resume to N gives the losses and weights of an uninterrupted run', async () => {
-    const dirA = join(root, 'uninterrupted');
-    const modelA = new Toy(1);
-    const a = await new Trainer({
-      model: modelA,
-      data: new ToySource(),
-      stages: twoStages(modelA),
-      checkpoint: { dir: dirA },
-      seed: 5,
-      ...quiet,
-    }).fit();
+    const { model: modelA, ...a } = await uninterrupted('uninterrupted');
     expect(a.records).toHaveLength(14);
 
     const dirB = join(root, 'interrupted');
@@ -103,7 +111,6 @@ describe('Trainer', () => {
       resume: true,
     });
     expect(c.records.map((r) => r.step)).toEqual([10, 11, 12, 13, 14]);
-    const strip = (r: (typeof a.records)[number]) => ({ ...r, stepMs: 0, numTensors: 0 });
     expect(stepsBefore.slice(0, 9).map(strip)).toEqual(a.records.slice(0, 9).map(strip));
     expect(c.records.map(strip)).toEqual(a.records.slice(9).map(strip));
     expect(await snapshot(modelC)).toEqual(await snapshot(modelA));
@@ -126,16 +133,7 @@ describe('Trainer', () => {
   });
 
   it('stops cleanly on an aborted signal: the step finishes, a checkpoint is written, resume matches an uninterrupted run', async () => {
-    const dirA = join(root, 'signal-uninterrupted');
-    const modelA = new Toy(1);
-    const a = await new Trainer({
-      model: modelA,
-      data: new ToySource(),
-      stages: twoStages(modelA),
-      checkpoint: { dir: dirA },
-      seed: 5,
-      ...quiet,
-    }).fit();
+    const { model: modelA, ...a } = await uninterrupted('signal-uninterrupted');
 
     const dir = join(root, 'signal');
     const modelB = new Toy(1);
@@ -172,7 +170,6 @@ describe('Trainer', () => {
       signal: new AbortController().signal,
     });
     expect(c.stopped).toBe(false);
-    const strip = (r: (typeof a.records)[number]) => ({ ...r, stepMs: 0, numTensors: 0 });
     expect(c.records.map(strip)).toEqual(a.records.slice(7).map(strip));
     expect(await snapshot(modelC)).toEqual(await snapshot(modelA));
     modelA.dispose();
