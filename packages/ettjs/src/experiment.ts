@@ -186,8 +186,7 @@ async function runStages(
   dir: string,
   stages: Stage<ETTBatch>[],
   seed: number,
-  resume: boolean,
-  signal?: AbortSignal,
+  run: { resume: boolean; signal?: AbortSignal },
 ): Promise<void> {
   const trainer = new Trainer<ETTBatch>({
     model,
@@ -202,7 +201,7 @@ async function runStages(
     checkpoint: { dir, keepLast: 1 },
     progress: c.progress,
   });
-  const r = await trainer.fit({ resume, signal });
+  const r = await trainer.fit(run);
   if (r.stopped) throw new TrainingStoppedError(path.basename(dir), r.step, r.checkpoint);
 }
 
@@ -266,7 +265,7 @@ export async function runExperiment(
   fs.writeFileSync(path.join(c.runDir, 'config.json'), `${JSON.stringify(c, null, 2)}\n`);
   const data = new SyntheticTextImages({ ...c.data, seed: c.seed });
   const evalSet: EvalSample[] = Array.from({ length: c.evalSamples }, (_, i) => data.sample('validation', i));
-  const resume = options.resume ?? false;
+  const run = { resume: options.resume ?? false, signal: options.signal };
 
   const model = buildModel(c, 'frozen-embedding');
   const images: ReportImage[] = [];
@@ -279,8 +278,7 @@ export async function runExperiment(
       path.join(c.runDir, 'lm-text'),
       [textPretraining(model, { steps: c.steps.text, lr: c.lr.text })],
       c.seed + 3,
-      resume,
-      options.signal,
+      run,
     );
     log(`stage 0: tokenizer pretraining, ${c.steps.tokenizer} steps`);
     await runStages(
@@ -290,8 +288,7 @@ export async function runExperiment(
       path.join(c.runDir, 'stage0-tokenizer'),
       [tokenizerPretraining(model, { steps: c.steps.tokenizer, lr: c.lr.tokenizer })],
       c.seed,
-      resume,
-      options.signal,
+      run,
     );
     const gridSamples = evalSet.slice(0, 8);
     images.push({
@@ -308,8 +305,7 @@ export async function runExperiment(
       path.join(c.runDir, 'stage1-alignment'),
       [alignment(model, { steps: c.steps.alignment, lr: c.lr.alignment })],
       c.seed + 1,
-      resume,
-      options.signal,
+      run,
     );
     const beforeSemantic = await evaluateModel(model, evalSet);
     const afterStage1 = snapshot(model);
@@ -325,8 +321,7 @@ export async function runExperiment(
           path.join(c.runDir, `stage2-${arm}`),
           [semantic(model, { steps: c.steps.semantic, lr: c.lr.semantic, arm, alpha: c.alpha })],
           c.seed + 2,
-          resume,
-          options.signal,
+          run,
         );
         const ev = await evaluateModel(model, evalSet);
         arms.push({ arm, eval: ev });
@@ -346,8 +341,7 @@ export async function runExperiment(
             path.join(c.runDir, `stage3-gen-${arm}`),
             [postTrainingGen(model, { steps: genSteps, lr: c.lr.generation })],
             c.seed + 4,
-            resume,
-            options.signal,
+            run,
           );
           images.push(await generationGrid(model, gridSamples, arm, c.seed));
         }
