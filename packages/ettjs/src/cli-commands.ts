@@ -161,9 +161,8 @@ export async function runCli(argv: string[]): Promise<void> {
         }
       }
       if (values.out) config.runDir = String(values.out);
+      // runExperiment prints the learning curve while it trains and the results with chance at the end.
       const r = await withInterruptStop((signal) => runExperiment(config, { resume: Boolean(values.resume), signal }));
-      printEval('after stage 1', r.beforeSemantic);
-      for (const a of r.arms) printEval(a.arm, a.eval);
       console.log(`report: ${r.reportPath}`);
       return;
     }

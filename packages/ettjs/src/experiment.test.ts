@@ -4,6 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeFreshRunDir } from '../test/run-dir-fixture';
 import { QUICKSTART_CONFIG, resolveExperimentConfig, runExperiment } from './experiment';
+import { readMetricsLog } from './report';
 
 const tiny = (runDir: string) => ({
   runDir,
@@ -24,6 +25,7 @@ const tiny = (runDir: string) => ({
   gan: { baseChannels: 8, layers: 1 },
   steps: { text: 2, tokenizer: 2, alignment: 2, semantic: 2, generation: 2 },
   evalSamples: 2,
+  track: { every: 1, samples: 2 },
   progress: 'none' as const,
 });
 
@@ -53,12 +55,31 @@ describe('runExperiment', () => {
       expect(stepLines(path.join(dir, d, 'metrics.jsonl')), d).toBe(2);
       expect(fs.readFileSync(path.join(dir, d, 'latest'), 'utf8').trim()).toMatch(/step-0+2/);
     }
+    // The learning curve: an eval record per stage-2 step with every field, printed as it happens,
+    // then the summary with chance and what tuning changed, and the per-arm accuracy charts.
+    const evals = readMetricsLog(path.join(dir, 'stage2-ett', 'metrics.jsonl')).filter((x) => x.type === 'eval');
+    expect(evals.map((e) => e.stageStep)).toEqual([1, 2]);
+    expect(Object.keys(evals[1].metrics as object).sort()).toEqual([
+      'colour',
+      'position',
+      'psnr',
+      'shape',
+      'textChar',
+      'textExact',
+      'usage',
+    ]);
+    expect((evals[1].metrics as Record<string, number>).textChar).toBe(r.arms[1].eval.textChar); // same 2 images, same weights
+    expect(logs).toContainEqual(expect.stringMatching(/^\[stage 2 ett\] step 2: shape \d+\.\d%, colour/));
+    expect(logs).toContainEqual(expect.stringMatching(/^chance +25\.0% +16\.7% +20\.0% +0\.1% +2\.8%$/));
+    expect(logs).toContainEqual(expect.stringMatching(/^ett vs frozen-embedding \(2 samples;/));
     const ettLog = fs.readFileSync(path.join(dir, 'stage2-ett', 'metrics.jsonl'), 'utf8');
     expect(ettLog).toContain('"vq.reconstruction"');
     expect(ettLog).toContain('"discLoss"');
     const html = fs.readFileSync(r.reportPath, 'utf8');
     expect(html).toContain('stage 2: ett');
     expect(html).toContain('reconstructions-ett.png');
+    expect(html).toContain('aria-label="stage 2: colour"');
+    expect(html).toContain('ett vs frozen-embedding (2 samples');
     expect(fs.existsSync(path.join(dir, 'reconstructions-stage0.png'))).toBe(true);
     // Stage 3: the visual-code loss was logged, images were sampled, and the run loads for generation.
     expect(fs.readFileSync(path.join(dir, 'stage3-gen-ett', 'metrics.jsonl'), 'utf8')).toContain('"visual"');
@@ -140,7 +161,7 @@ describe('ett CLI', () => {
     process.env.ETT_BACKEND = 'cpu';
     try {
       await runCli(['train', '--config', path.join(dir, 'cfg.json')]);
-      expect(out.join('\n')).toMatch(/ett: samples 2 {2}shape/);
+      expect(out.join('\n')).toMatch(/^stage 2: ett +\d+\.\d% +\d+\.\d%/m);
       const sample = new SyntheticTextImages({ imageSize: 16, glyphScale: 1 }).sample('test', 0);
       const img = path.join(dir, 'img.png');
       fs.writeFileSync(img, encodePng(sample.image, 16, 16));

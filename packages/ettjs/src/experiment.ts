@@ -6,14 +6,24 @@ import { type Module, settleHostChecks } from '@ettjs/core';
 import { CaptionEncoder, DataLoader, encodePng, imageGrid, type SyntheticConfig, SyntheticTextImages } from '@ettjs/data';
 import type { PatchDiscriminatorConfig } from '@ettjs/losses';
 import { createVisualAdapter } from '@ettjs/projector';
-import { type DataSource, type Stage, Trainer } from '@ettjs/trainer';
+import { type DataSource, type Schedule, type Stage, Trainer } from '@ettjs/trainer';
 import { VQ_TOKENIZER_TINY, VQTokenizer, type VQTokenizerConfig } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
 import { GanCritic } from './critic';
 import { ETTModel } from './ett-model';
 import { type EvalReport, type EvalSample, evaluateModel } from './evaluate';
-import { type Arm, alignment, type ETTBatch, postTrainingGen, semantic, textPretraining, tokenizerPretraining } from './recipes';
-import { type MetricRecord, type ReportImage, readMetricsLog, writeReport } from './report';
+import {
+  type Arm,
+  alignment,
+  type ETTBatch,
+  postTrainingGen,
+  type RecipeOptions,
+  semantic,
+  textPretraining,
+  tokenizerPretraining,
+} from './recipes';
+import { chanceLevels, describeArmDifference, FIELD_LABELS, FIELDS, type FieldScores, fieldsAtChance } from './field-scores';
+import { type AccuracyCurve, type MetricRecord, type ReportImage, readMetricsLog, writeReport } from './report';
 
 /** A run of the ETT recipe on the embedded synthetic data: stage 0 → 1 → 2 (→ 3 for generation) for each arm. */
 export interface ExperimentConfig {
@@ -43,8 +53,20 @@ export interface ExperimentConfig {
    */
   steps: { text: number; tokenizer: number; alignment: number; semantic: number; generation?: number };
   lr: { text: number; tokenizer: number; alignment: number; semantic: number; generation?: number };
-  /** Validation samples scored at the end of each arm. Defaults to 32. */
+  /**
+   * Stage 0's learning-rate schedule. IBQ and the paper keep it constant over 500 k steps; a run of
+   * a few thousand steps ends closer to convergence with a cosine decay. Defaults to warmup-cosine
+   * (3 % warmup) in the quickstart.
+   */
+  tokenizerSchedule: Schedule;
+  /** Validation samples scored at the end of each arm. Defaults to 256. */
   evalSamples: number;
+  /**
+   * Learning curves: during stage 2, caption the first `samples` validation images greedily every
+   * `every` steps (and at the stage's end) and log per-field accuracy beside the losses; the report
+   * plots it per arm against chance. `false` turns it off. Defaults to every 250 steps on 64 samples.
+   */
+  track: { every: number; samples: number } | false;
   /** Progress display. Defaults to 'auto'. */
   progress: 'auto' | 'bar' | 'lines' | 'none';
   /** Backend; defaults to `initBackend()`'s choice (ETT_BACKEND, tfjs-node-gpu, tfjs-node, WASM, cpu). */
@@ -75,7 +97,9 @@ export const QUICKSTART_CONFIG: ExperimentConfig = {
   // hundred steps needs larger ones to move at all.
   steps: { text: 150, tokenizer: 60, alignment: 40, semantic: 40, generation: 40 },
   lr: { text: 2e-3, tokenizer: 2e-3, alignment: 2e-3, semantic: 1e-3, generation: 1e-3 },
-  evalSamples: 32,
+  tokenizerSchedule: { kind: 'warmup-cosine', warmupRatio: 0.03 },
+  evalSamples: 256,
+  track: { every: 250, samples: 64 },
   progress: 'auto',
 };
 
@@ -116,8 +140,9 @@ export function buildModel(c: ExperimentConfig, arm: Arm): ETTModel {
   const adapter =
     arm === 'frozen-index'
       ? createVisualAdapter({ kind: 'index', codebookSize: tokenizer.codebookSize, outputDim: lm.hiddenSize, seed: c.seed })
-      : createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize });
-  const discriminator = c.gan ? new GanCritic(c.gan) : undefined;
+      : createVisualAdapter({ kind: 'projector', inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize, seed: c.seed + 101 });
+  // Every module draws its init from the run seed (offset so no two modules share a stream).
+  const discriminator = c.gan ? new GanCritic({ seed: c.seed + 202, ...c.gan }) : undefined;
   return new ETTModel({ tokenizer, adapter, lm, text, imageSize: c.data.imageSize ?? 32, discriminator });
 }
 
@@ -244,6 +269,41 @@ async function generationGrid(model: ETTModel, samples: readonly EvalSample[], a
 }
 
 /**
+ * The end-of-run summary: each model's per-field accuracy with chance beside it (and which fields are
+ * still at chance), then what each tokenizer-tuning arm changed against the frozen-embedding arm.
+ */
+export function summaryLines(r: Pick<ExperimentResult, 'beforeSemantic' | 'arms'>, chance: FieldScores): string[] {
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  const cols = FIELDS.map((f) => FIELD_LABELS[f]);
+  const row = (name: string, cells: string[], tail: string) =>
+    `${name.padEnd(34)}${cells.map((v, i) => v.padStart(Math.max(cols[i].length, 6) + 2)).join('')}${tail}`;
+  const lines = [
+    `field accuracy on ${r.beforeSemantic.samples} held-out images (greedy captions):`,
+    row('model', cols, '  PSNR dB  code usage'),
+    row(
+      'chance',
+      FIELDS.map((f) => pct(chance[f])),
+      '',
+    ),
+  ];
+  for (const [name, e] of [['after stage 1', r.beforeSemantic] as const, ...r.arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const)]) {
+    const low = fieldsAtChance(e, chance, e.samples);
+    lines.push(
+      row(
+        name,
+        FIELDS.map((f) => pct(e[f])),
+        `  ${e.psnr.toFixed(2).padStart(7)}  ${pct(e.usage).padStart(10)}${low.length > 0 ? `  AT CHANCE: ${low.map((f) => FIELD_LABELS[f]).join(', ')}` : ''}`,
+      ),
+    );
+  }
+  const frozen = r.arms.find((a) => a.arm === 'frozen-embedding');
+  for (const a of r.arms.filter((x) => x.arm === 'ett' || x.arm === 'caption-only')) {
+    if (frozen) lines.push(describeArmDifference(frozen.eval, a.eval, { frozen: frozen.arm, tuned: a.arm }));
+  }
+  return lines;
+}
+
+/**
  * Runs the quickstart comparison: stage 0 (tokenizer), stage 1 (projector alignment), then stage 2
  * once per arm from the same stage-1 weights, evaluates each arm on held-out samples, then (with
  * `steps.generation`) post-trains that arm for generation and samples images, and writes an HTML report. With `resume`, every phase continues from its latest checkpoint.
@@ -269,6 +329,26 @@ export async function runExperiment(
 
   const model = buildModel(c, 'frozen-embedding');
   const images: ReportImage[] = [];
+  const chance = chanceLevels(data.config);
+  const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+  // Stage 2's learning curve: a small greedy evaluation every `track.every` steps, logged as the
+  // trainer's `eval` records (so it is in metrics.jsonl and survives a resume) and printed.
+  const tracking = (m: ETTModel, arm: Arm): Pick<RecipeOptions, 'evalEvery' | 'onEval'> => {
+    if (!c.track) return {};
+    const set = Array.from({ length: c.track.samples }, (_, i) => data.sample('validation', i));
+    return {
+      evalEvery: c.track.every,
+      onEval: async (ctx) => {
+        const e = await evaluateModel(m, set);
+        const scores = Object.fromEntries(FIELDS.map((f) => [f, e[f]])) as unknown as FieldScores;
+        const low = fieldsAtChance(scores, chance, set.length);
+        log(
+          `[stage 2 ${arm}] step ${ctx.stageStep}: ${FIELDS.map((f) => `${FIELD_LABELS[f]} ${pct(e[f])}`).join(', ')} on ${set.length} validation images${low.length > 0 ? `; at chance: ${low.map((f) => FIELD_LABELS[f]).join(', ')}` : ''}`,
+        );
+        return { ...scores, psnr: e.psnr, usage: e.usage };
+      },
+    };
+  };
   try {
     log(`LM text pretraining on the captions, ${c.steps.text} steps`);
     await runStages(
@@ -286,7 +366,7 @@ export async function runExperiment(
       data,
       c,
       path.join(c.runDir, 'stage0-tokenizer'),
-      [tokenizerPretraining(model, { steps: c.steps.tokenizer, lr: c.lr.tokenizer })],
+      [tokenizerPretraining(model, { steps: c.steps.tokenizer, lr: c.lr.tokenizer, schedule: c.tokenizerSchedule })],
       c.seed,
       run,
     );
@@ -319,7 +399,7 @@ export async function runExperiment(
           data,
           c,
           path.join(c.runDir, `stage2-${arm}`),
-          [semantic(model, { steps: c.steps.semantic, lr: c.lr.semantic, arm, alpha: c.alpha })],
+          [semantic(model, { steps: c.steps.semantic, lr: c.lr.semantic, arm, alpha: c.alpha, ...tracking(model, arm) })],
           c.seed + 2,
           run,
         );
@@ -358,16 +438,52 @@ export async function runExperiment(
             .map((r) => ({ ...r, stage: d }))
         : [];
     });
-    const rows = [
-      ['after stage 1 (frozen tokenizer)', beforeSemantic] as const,
-      ...arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const),
-    ].map(([name, e]) => [name, e.shape, e.colour, e.position, e.textExact, e.textChar, e.psnr, e.usage]);
+    // Stage 2's tracked accuracy per arm, one chart per field; arms that end at chance are flagged.
+    const evalRecords = Object.fromEntries(
+      c.arms.map((a) => {
+        const f = path.join(c.runDir, `stage2-${a}`, 'metrics.jsonl');
+        return [a, fs.existsSync(f) ? readMetricsLog(f).filter((r) => r.type === 'eval') : []];
+      }),
+    );
+    const accuracyCurves: AccuracyCurve[] = FIELDS.filter((f) => f !== 'textExact').map((f) => ({
+      title: `stage 2: ${FIELD_LABELS[f]}`,
+      chance: chance[f],
+      series: c.arms.map((a) => ({
+        name: a,
+        points: evalRecords[a].map((r) => [r.stageStep as number, (r.metrics as Record<string, number>)[f]] as [number, number]),
+      })),
+    }));
+    const warnings = [['after stage 1', beforeSemantic] as const, ...arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const)].flatMap(
+      ([name, e]) => {
+        const low = fieldsAtChance(e, chance, e.samples);
+        return low.length > 0 && name !== 'after stage 1'
+          ? [
+              `${name} ended at chance on ${low.map((f) => FIELD_LABELS[f]).join(', ')} (${e.samples} held-out images): it has not learnt to read these fields from the image.`,
+            ]
+          : [];
+      },
+    );
+    const rows: (string | number)[][] = [
+      ['chance', chance.shape, chance.colour, chance.position, chance.textExact, chance.textChar, '', ''],
+      ...[['after stage 1 (frozen tokenizer)', beforeSemantic] as const, ...arms.map((a) => [`stage 2: ${a.arm}`, a.eval] as const)].map(
+        ([name, e]) => [name, e.shape, e.colour, e.position, e.textExact, e.textChar, e.psnr, e.usage],
+      ),
+    ];
+    const frozenArm = arms.find((a) => a.arm === 'frozen-embedding');
+    const differences = frozenArm
+      ? arms
+          .filter((a) => a.arm === 'ett' || a.arm === 'caption-only')
+          .map((a) => describeArmDifference(frozenArm.eval, a.eval, { frozen: frozenArm.arm, tuned: a.arm }))
+      : [];
     const reportPath = writeReport(c.runDir, {
       title: 'ETT.js quickstart: frozen tokenizer vs end-to-end tuning',
       subtitle: `backend ${backend.backend}; seed ${c.seed}; ${c.evalSamples} validation samples; steps ${JSON.stringify(c.steps)}`,
       metrics,
       images,
       codeUsage: arms.map((a) => ({ title: a.arm, counts: a.eval.codeCounts })),
+      accuracyCurves: c.track ? accuracyCurves : undefined,
+      warnings,
+      notes: differences,
       tables: [
         {
           title: 'Results (validation)',
@@ -383,6 +499,7 @@ export async function runExperiment(
       ],
     });
     const result = { config: c, backend: backend.backend, beforeSemantic, arms, reportPath };
+    for (const line of summaryLines(result, chance)) log(line);
     fs.writeFileSync(path.join(c.runDir, 'results.json'), `${JSON.stringify(result, null, 1)}\n`);
     return result;
   } finally {

@@ -10,8 +10,18 @@ export type { EvalReport, EvalSample, GenerationEvalOptions, GenerationEvalRepor
 export { DEFAULT_JUDGE_CONFIG, GenerationJudge, JudgeError, scoreReadings, trainJudge } from './judge';
 export type { JudgeConfig, JudgeReading, JudgeScore, JudgeTarget, JudgeTrainingInfo, TrainJudgeOptions } from './judge';
 export { withInterruptStop } from './interrupt';
-export { QUICKSTART_CONFIG, TrainingStoppedError, buildModel, resolveExperimentConfig, runExperiment, syntheticSource } from './experiment';
+export {
+  QUICKSTART_CONFIG,
+  TrainingStoppedError,
+  buildModel,
+  resolveExperimentConfig,
+  runExperiment,
+  summaryLines,
+  syntheticSource,
+} from './experiment';
+export { chanceLevels, compareFields, describeArmDifference, FIELD_LABELS, FIELDS, fieldsAtChance, isAtChance } from './field-scores';
+export type { FieldDifference, FieldScores } from './field-scores';
 export type { ArmResult, ExperimentConfig, ExperimentResult } from './experiment';
 export { loadRun, RunDirError } from './run-dir';
-export { lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
-export type { MetricRecord, ReportData, ReportImage, ReportTable } from './report';
+export { accuracyChart, lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
+export type { AccuracyCurve, MetricRecord, ReportData, ReportImage, ReportTable } from './report';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encodePng } from '@ettjs/data';
-import { lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
+import { accuracyChart, lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
 
 describe('report', () => {
   it('lays stages end to end on one step axis', () => {
@@ -108,5 +108,48 @@ describe('report', () => {
     expect(readMetricsLog(f)).toEqual([{ step: 0, loss: 1 }]);
     fs.writeFileSync(f, '{"step":0,"loss":1}\n{"st\n{"step":2}\n');
     expect(() => readMetricsLog(f)).toThrow(/metrics.jsonl:2: not valid JSON/);
+  });
+});
+
+describe('accuracy charts', () => {
+  it('draws each series on a fixed 0–100 % axis with a dashed chance line and a legend', () => {
+    const svg = accuracyChart(
+      {
+        title: 'colour',
+        chance: 0.25,
+        series: [
+          {
+            name: 'frozen',
+            points: [
+              [0, 0],
+              [10, 1],
+            ],
+          },
+          { name: 'ett', points: [[10, 0.5]] },
+        ],
+      },
+      320,
+      200,
+    );
+    // x from pad.l=40 to 310, y from 162 (0 %) to 22 (100 %); chance 0.25 -> 162 - 0.25·140 = 127
+    expect(svg).toContain('d="M40.0,162.0L310.0,22.0"');
+    expect(svg).toContain('d="M310.0,92.0h0"');
+    expect(svg).toContain('y1="127.0"');
+    expect(svg).toContain('chance 25.0%');
+    expect(svg.match(/class="acc"/g)).toHaveLength(2);
+    expect(svg).toContain('>frozen</text>');
+    expect(svg).toContain('>ett</text>');
+  });
+
+  it('puts warnings and accuracy charts into the report', () => {
+    const html = renderReport({
+      title: 't',
+      metrics: [],
+      warnings: ['stage 2: ett ended at chance on colour'],
+      accuracyCurves: [{ title: 'stage 2: colour', chance: 1 / 6, series: [{ name: 'ett', points: [[250, 0.5]] }] }],
+    });
+    expect(html).toContain('<p class="warn">stage 2: ett ended at chance on colour</p>');
+    expect(html).toContain('Caption accuracy during training');
+    expect(html).toContain('aria-label="stage 2: colour"');
   });
 });

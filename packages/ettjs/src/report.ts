@@ -38,6 +38,59 @@ export interface ReportData {
   codeUsage?: { title: string; counts: number[] }[];
   tables?: ReportTable[];
   notes?: string[];
+  /** Accuracy over training steps, one chart per field, each arm a line, chance dashed. */
+  accuracyCurves?: AccuracyCurve[];
+  /** Shown in a highlighted box under the title (e.g. an arm that ended at chance). */
+  warnings?: string[];
+}
+
+/** One field's accuracy over steps for several runs (arms), with the field's chance level. */
+export interface AccuracyCurve {
+  title: string;
+  /** Accuracy a model that ignores the image reaches, in [0, 1]. */
+  chance: number;
+  series: { name: string; points: [number, number][] }[];
+}
+
+/** Line colours of `accuracyChart`'s series, in order (distinct under the common colour blindnesses). */
+const SERIES_COLOURS = ['#1f6feb', '#d1242f', '#1a7f37', '#8250df', '#bf8700', '#57606a'];
+
+/**
+ * An SVG chart of accuracies in [0, 1] over steps: one line per series on a fixed 0–100 % axis, a
+ * dashed line at `chance`, and a legend, so arms are compared on the same scale.
+ */
+export function accuracyChart(curve: AccuracyCurve, width = 320, height = 200): string {
+  const pad = { l: 40, r: 10, t: 22, b: 38 };
+  const xs = curve.series.flatMap((s) => s.points.map((p) => p[0]));
+  if (xs.length === 0) return '';
+  const [x0, x1] = [Math.min(0, ...xs), Math.max(...xs)];
+  const sx = (x: number) => pad.l + ((x - x0) / Math.max(x1 - x0, 1e-9)) * (width - pad.l - pad.r);
+  const sy = (y: number) => height - pad.b - Math.min(1, Math.max(0, y)) * (height - pad.t - pad.b);
+  const lines = curve.series
+    .map((s, i) => {
+      const colour = SERIES_COLOURS[i % SERIES_COLOURS.length];
+      const d = s.points
+        .map((p, j) => `${j === 0 ? 'M' : 'L'}${sx(p[0]).toFixed(1)},${sy(p[1]).toFixed(1)}${s.points.length === 1 ? 'h0' : ''}`)
+        .join('');
+      return `<path d="${d}" class="acc" stroke="${colour}"><title>${escapeHtml(s.name)}</title></path>`;
+    })
+    .join('');
+  const legend = curve.series
+    .map((s, i) => {
+      const x = pad.l + i * 96;
+      return `<rect x="${x}" y="${height - 12}" width="10" height="3" fill="${SERIES_COLOURS[i % SERIES_COLOURS.length]}"/><text x="${x + 14}" y="${height - 8}">${escapeHtml(s.name)}</text>`;
+    })
+    .join('');
+  const cy = sy(curve.chance).toFixed(1);
+  return `<svg class="chart" viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(curve.title)}">
+<text x="${width / 2}" y="14" text-anchor="middle" class="t">${escapeHtml(curve.title)}</text>
+<line x1="${pad.l}" y1="${height - pad.b}" x2="${width - pad.r}" y2="${height - pad.b}" class="ax"/>
+<line x1="${pad.l}" y1="${pad.t}" x2="${pad.l}" y2="${height - pad.b}" class="ax"/>
+<line x1="${pad.l}" y1="${cy}" x2="${width - pad.r}" y2="${cy}" class="chance"><title>chance ${(100 * curve.chance).toFixed(1)}%</title></line>
+<text x="${width - pad.r}" y="${Number(cy) - 3}" text-anchor="end">chance ${(100 * curve.chance).toFixed(1)}%</text>
+<text x="${pad.l - 4}" y="${pad.t + 4}" text-anchor="end">100%</text><text x="${pad.l - 4}" y="${height - pad.b}" text-anchor="end">0%</text>
+<text x="${pad.l}" y="${height - pad.b + 12}">${x0}</text><text x="${width - pad.r}" y="${height - pad.b + 12}" text-anchor="end">${x1}</text>
+${lines}${legend}</svg>`;
 }
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -201,18 +254,23 @@ export function renderReport(data: ReportData): string {
           .join(', ')}.</p>`
       : '';
   const hists = (data.codeUsage ?? []).map((u) => usageHistogram(u.title, u.counts)).join('\n');
+  const accuracy = (data.accuracyCurves ?? []).map((c) => accuracyChart(c)).join('\n');
+  const warnings = (data.warnings ?? []).map((w) => `<p class="warn">${escapeHtml(w)}</p>`).join('\n');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${escapeHtml(data.title)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}h1{margin-bottom:0}
 .sub{color:#666}.charts{display:flex;flex-wrap:wrap;gap:8px}.chart{background:#fafafa;border:1px solid #ddd}
 .chart text{font-size:10px;fill:#444}.chart .t{font-size:12px;fill:#000}.ax{stroke:#999}.line{fill:none;stroke:#1f6feb;stroke-width:1.5;stroke-linecap:round}
-.hist rect{fill:#1f6feb}.stage{stroke:#d29922;stroke-dasharray:3 3}figure{display:block;margin:8px 0}figcaption{max-width:1024px}
+.hist rect{fill:#1f6feb}.acc{fill:none;stroke-width:1.5;stroke-linecap:round}.chance{stroke:#888;stroke-dasharray:4 3}
+.warn{background:#fff4e5;border:1px solid #d29922;padding:8px 12px;margin:12px 0}.stage{stroke:#d29922;stroke-dasharray:3 3}figure{display:block;margin:8px 0}figcaption{max-width:1024px}
 img{image-rendering:pixelated;max-width:100%;height:auto;border:1px solid #ccc}
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}th{background:#f0f0f0}
 td.num{text-align:right;font-variant-numeric:tabular-nums}.note{color:#555}</style></head><body>
 <h1>${escapeHtml(data.title)}</h1>${data.subtitle ? `<p class="sub">${escapeHtml(data.subtitle)}</p>` : ''}
+${warnings}
 ${(data.tables ?? []).map(table).join('\n')}
 ${(data.notes ?? []).map((n) => `<p class="note">${escapeHtml(n)}</p>`).join('\n')}
 ${images ? `<h2>Images</h2>${images}` : ''}
+${accuracy ? `<h2>Caption accuracy during training</h2><p class="note">Greedy captions of held-out images at the steps shown; the dashed line is chance.</p><div class="charts">${accuracy}</div>` : ''}
 ${hists ? `<h2>Codebook usage</h2>${hists}` : ''}
 <h2>Training curves</h2>${legend}<div class="charts">${charts || '<p>No metrics recorded.</p>'}</div>
 </body></html>`;
