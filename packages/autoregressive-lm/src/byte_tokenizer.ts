@@ -46,7 +46,9 @@ export class ByteTokenizer implements TextTokenizer {
     try {
       json = JSON.parse(await readFile(file, 'utf8'));
     } catch (e) {
-      throw new Error(`ByteTokenizer.fromDirectory: cannot read ${file} (${(e as Error).message}); write it with ByteTokenizer.saveToDirectory`);
+      throw new Error(
+        `ByteTokenizer.fromDirectory: cannot read ${file} (${(e as Error).message}); write it with ByteTokenizer.saveToDirectory`,
+      );
     }
     const { tokenizer_class: cls, special_tokens: specials } = (json ?? {}) as Record<string, unknown>;
     if (cls !== 'ByteTokenizer' || !Array.isArray(specials) || specials.some((t) => typeof t !== 'string')) {
