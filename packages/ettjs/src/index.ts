@@ -1,5 +1,5 @@
-export { ETTModel, ETTModelError, disposeTokens } from './ett-model';
-export type { CaptionOptions, ETTModelParts } from './ett-model';
+export { ETT_FORMAT_VERSION, ETT_MODEL_DIRS, ETT_MODEL_TYPE, ETTModel, ETTModelError, disposeTokens } from './ett-model';
+export type { CaptionOptions, ETTModelParts, ETTPretrainedConfig, SavePretrainedOptions } from './ett-model';
 export { GanCritic } from './critic';
 export { ARMS, alignment, postTrainingChat, postTrainingGen, semantic, textPretraining, tokenizerPretraining } from './recipes';
 export type { Arm, ETTBatch, RecipeOptions } from './recipes';
