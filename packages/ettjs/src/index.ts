@@ -12,6 +12,7 @@ export type { JudgeConfig, JudgeReading, JudgeScore, JudgeTarget, JudgeTrainingI
 export { withInterruptStop } from './interrupt';
 export { QUICKSTART_CONFIG, TrainingStoppedError, buildModel, resolveExperimentConfig, runExperiment, syntheticSource } from './experiment';
 export type { ArmResult, ExperimentConfig, ExperimentResult } from './experiment';
-export { loadRun, RunDirError } from './run-dir';
+export { RUN_STAGES, RunDirError, listRunWeights, loadRun } from './run-dir';
+export type { LoadRunOptions, RunStage, RunWeights } from './run-dir';
 export { lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
 export type { MetricRecord, ReportData, ReportImage, ReportTable } from './report';
