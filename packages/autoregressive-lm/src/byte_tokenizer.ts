@@ -3,6 +3,9 @@ import type { TextTokenizer } from '@ettjs/core';
 /** Default special tokens of `ByteTokenizer`, ids 256.. in this order. */
 export const DEFAULT_BYTE_SPECIAL_TOKENS = ['<pad>', '<bos>', '<eos>', '<boi>', '<eoi>'] as const;
 
+/** The file `ByteTokenizer.saveToDirectory` writes: `{"tokenizer_class": "ByteTokenizer", "special_tokens": [...]}`. */
+export const BYTE_TOKENIZER_FILE = 'byte_tokenizer.json';
+
 /** Name under which a special token string is listed in `specialTokens` (`<boi>` → `boi`, `<|im_end|>` → `im_end`). */
 export function specialTokenName(token: string): string {
   return token.replace(/^<\|?/, '').replace(/\|?>$/, '');
@@ -23,6 +26,37 @@ export class ByteTokenizer implements TextTokenizer {
 
   get vocabSize(): number {
     return 256 + this.#specials.length;
+  }
+
+  /** Writes `dir/byte_tokenizer.json` (the special token strings in id order); `fromDirectory` reads it back. */
+  async saveToDirectory(dir: string): Promise<void> {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    await mkdir(dir, { recursive: true });
+    const json = { tokenizer_class: 'ByteTokenizer', special_tokens: [...this.#specials] };
+    await writeFile(join(dir, BYTE_TOKENIZER_FILE), `${JSON.stringify(json, null, 2)}\n`);
+  }
+
+  /** Reads a tokenizer written by `saveToDirectory`. */
+  static async fromDirectory(dir: string): Promise<ByteTokenizer> {
+    const { readFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    const file = join(dir, BYTE_TOKENIZER_FILE);
+    let json: unknown;
+    try {
+      json = JSON.parse(await readFile(file, 'utf8'));
+    } catch (e) {
+      throw new Error(
+        `ByteTokenizer.fromDirectory: cannot read ${file} (${(e as Error).message}); write it with ByteTokenizer.saveToDirectory`,
+      );
+    }
+    const { tokenizer_class: cls, special_tokens: specials } = (json ?? {}) as Record<string, unknown>;
+    if (cls !== 'ByteTokenizer' || !Array.isArray(specials) || specials.some((t) => typeof t !== 'string')) {
+      throw new Error(
+        `ByteTokenizer.fromDirectory: ${file} must hold {"tokenizer_class": "ByteTokenizer", "special_tokens": [strings]}, got ${JSON.stringify(json).slice(0, 200)}`,
+      );
+    }
+    return new ByteTokenizer({ specialTokens: specials as string[] });
   }
 
   get specialTokens(): Readonly<Record<string, number>> {

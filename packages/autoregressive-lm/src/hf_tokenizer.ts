@@ -66,6 +66,18 @@ export class HFTokenizer implements TextTokenizer {
     return new HFTokenizer(json, (await read('tokenizer_config.json', false)) ?? {});
   }
 
+  /**
+   * Writes `dir/tokenizer.json` (with the added special tokens) and `dir/tokenizer_config.json`,
+   * the files `fromDirectory` and HF `AutoTokenizer.from_pretrained` read.
+   */
+  async saveToDirectory(dir: string): Promise<void> {
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const { join } = await import('node:path');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(this.#json));
+    await writeFile(join(dir, 'tokenizer_config.json'), `${JSON.stringify(this.#config, null, 2)}\n`);
+  }
+
   #added(): AddedTokenJson[] {
     return (this.#json.added_tokens as AddedTokenJson[] | undefined) ?? [];
   }

@@ -9,5 +9,7 @@ export { chooseToken, DEFAULT_SAMPLING, SamplingError, samplingDistribution, see
 export type { RandomSource, SamplingOptions } from './sampling';
 export { imageSlotMask, MergeVisualError, mergeVisualEmbeddings } from './merge_visual';
 export { HFCheckpointError } from './hf_checkpoint';
-export { ByteTokenizer, DEFAULT_BYTE_SPECIAL_TOKENS } from './byte_tokenizer';
+export { BYTE_TOKENIZER_FILE, ByteTokenizer, DEFAULT_BYTE_SPECIAL_TOKENS } from './byte_tokenizer';
 export { HFTokenizer, HFTokenizerError } from './hf_tokenizer';
+export { loadTextTokenizer, saveTextTokenizer } from './text_tokenizer';
+export type { SavableTextTokenizer } from './text_tokenizer';

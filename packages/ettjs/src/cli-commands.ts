@@ -4,12 +4,20 @@ import { parseArgs } from 'node:util';
 import { doctor, formatDoctorReport, initBackend } from '@ettjs/backend';
 import { decodeImage, encodePng, imageGrid, parseCaption, resizeCenterCrop, SyntheticTextImages } from '@ettjs/data';
 import * as tf from '@tensorflow/tfjs-core';
+import { ETTModel } from './ett-model';
 import { type EvalReport, evaluateModel } from './evaluate';
 import { type ExperimentConfig, runExperiment } from './experiment';
 import { withInterruptStop } from './interrupt';
 import { GenerationJudge, trainJudge } from './judge';
 import { ARMS, type Arm } from './recipes';
-import { loadRun } from './run-dir';
+import { loadRun, RUN_STAGES, type RunStage } from './run-dir';
+
+const WEIGHTS_HELP =
+  '  --run DIR      a run directory (`ett train`); --stage and --arm pick its weights:\n' +
+  '  --stage STAGE  understanding (after stage 2), generation (after stage 3), or the shared alignment (stage 1) / tokenizer (stage 0)\n' +
+  '  --arm ARM      ett (default), frozen-embedding, caption-only, frozen-index: the arm of understanding / generation weights\n' +
+  '  --model DIR    a saved model (`ett export`, ETTModel.savePretrained) instead of --run\n' +
+  'A run that lacks the (stage, arm) asked for is an error that lists the ones it has.';
 
 const HELP: Record<string, string> = {
   '': `ett — End-to-End Vision Tokenizer Tuning (ETT.js)
@@ -24,21 +32,33 @@ commands:
   reconstruct --run DIR IMG    tokenize and decode an image; writes a side-by-side PNG
   generate --run DIR "PROMPT"  sample an image from text (after stage 3: steps.generation > 0);
                                --judge DIR checks its shape and colour with the generation judge
+  export --run DIR --stage S --out DIR
+                               write a run's understanding or generation weights as a saved model
   report DIR                   print a run's results and where its HTML report is
 
-Run \`ett <command> --help\` for a command's options.`,
+eval, caption and reconstruct use a run's understanding (stage 2) weights, generate its generation
+(stage 3) weights, of the ett arm unless --stage / --arm say otherwise; --model DIR reads a saved
+model (ett export) instead of --run DIR. Run \`ett <command> --help\` for a command's options.`,
   doctor:
     'usage: ett doctor\n  Prints the backend report (ETT_BACKEND=tensorflow|webgpu|wasm|cpu overrides the choice; webgpu: not yet for ett train).',
   train:
     'usage: ett train [--config FILE] [--out DIR] [--resume]\n  --config  JSON with any ExperimentConfig keys (defaults: the quickstart)\n  --out     run directory (default: config runDir)\n  --resume  continue every phase from its latest checkpoint\n\nCtrl-C (SIGINT) or SIGTERM stops after the current step with a checkpoint; --resume continues from it.',
-  eval: 'usage: ett eval --run DIR [--arm ett|frozen-embedding|caption-only] [--samples N]',
-  caption: 'usage: ett caption --run DIR [--arm ARM] IMAGE...',
-  reconstruct: 'usage: ett reconstruct --run DIR [--arm ARM] IMAGE [--out FILE.png]',
+  eval: `usage: ett eval (--run DIR [--stage STAGE] [--arm ARM] | --model DIR) [--samples N]\n  Scores held-out synthetic images (with --model: those of the run it was exported from); default weights: understanding (stage 2).\n${WEIGHTS_HELP}`,
+  caption: `usage: ett caption (--run DIR [--stage STAGE] [--arm ARM] | --model DIR) IMAGE...\n  Default weights: understanding (stage 2).\n${WEIGHTS_HELP}`,
+  reconstruct: `usage: ett reconstruct (--run DIR [--stage STAGE] [--arm ARM] | --model DIR) IMAGE [--out FILE.png]\n  Default weights: understanding (stage 2).\n${WEIGHTS_HELP}`,
   generate:
-    'usage: ett generate --run DIR [--arm ARM] [--out FILE.png] [--seed N] [--judge DIR [--judge-steps N]] "PROMPT"...\n' +
+    'usage: ett generate (--run DIR [--stage STAGE] [--arm ARM] | --model DIR) [--out FILE.png] [--seed N] [--judge DIR [--judge-steps N]] "PROMPT"...\n' +
+    '  Default weights: generation (stage 3).\n' +
     "  --judge        judge each image's shape and colour against its prompt with the classifier saved in DIR\n" +
     "                 (trained on the run's synthetic data and saved there first when DIR has none)\n" +
-    '  --judge-steps  training steps of a new judge (default 500)',
+    '  --judge-steps  training steps of a new judge (default 500)\n' +
+    WEIGHTS_HELP,
+  export:
+    'usage: ett export --run DIR --stage understanding|generation [--arm ARM] --out DIR\n' +
+    "  Writes the run's weights of that stage and arm (default ett) as a saved model (ETTModel.savePretrained):\n" +
+    '  config.json, vision_tokenizer/, adapter/, and lm/ (HF config.json + model.safetensors + text tokenizer).\n' +
+    '  The GAN discriminator is not exported. Use it with --model DIR, or ETTModel.fromPretrained(DIR).\n' +
+    '  --stage alignment|tokenizer exports the shared stage 1 / stage 0 weights (no --arm).',
   report: 'usage: ett report DIR',
 };
 
@@ -56,11 +76,66 @@ function parse(args: string[], options: Options): { values: Record<string, strin
   }
 }
 
-function armOf(v: unknown): Arm {
-  const arm = (v ?? 'ett') as Arm;
-  if (!ARMS.includes(arm)) throw new UsageError(`--arm must be one of ${ARMS.join(', ')}, got ${String(v)}`);
-  return arm;
+function armOf(v: unknown): Arm | undefined {
+  if (v === undefined) return undefined;
+  if (!ARMS.includes(v as Arm)) throw new UsageError(`--arm must be one of ${ARMS.join(', ')}, got ${String(v)}`);
+  return v as Arm;
 }
+
+function stageOf(v: unknown, fallback: RunStage): RunStage {
+  if (v === undefined) return fallback;
+  if (!RUN_STAGES.includes(v as RunStage)) throw new UsageError(`--stage must be one of ${RUN_STAGES.join(', ')}, got ${String(v)}`);
+  return v as RunStage;
+}
+
+/** The model a command works on, with the synthetic data it was trained on (for eval and the judge). */
+interface CommandModel {
+  model: ETTModel;
+  data: ExperimentConfig['data'] & { seed: number };
+  /** Which weights, for the user: the checkpoint or saved model, stage and arm. */
+  label: string;
+  stage?: RunStage;
+}
+
+/**
+ * `--run DIR [--stage S] [--arm A]` or `--model DIR`: loads exactly the weights asked for (a run
+ * defaults to `stage` of the ett arm) and errors, listing what there is, when they are not there.
+ */
+async function loadCommandModel(values: Record<string, string | boolean | undefined>, stage: RunStage): Promise<CommandModel> {
+  if (values.model !== undefined) {
+    if (values.run !== undefined) throw new UsageError('give either --run DIR or --model DIR, not both');
+    if (values.stage !== undefined || values.arm !== undefined)
+      throw new UsageError('--stage and --arm pick weights inside a run (--run DIR); a --model DIR holds one set of weights');
+    const dir = need(values.model, '--model DIR');
+    const source = (await ETTModel.readPretrainedConfig(dir)).source ?? {};
+    const model = await ETTModel.fromPretrained(dir);
+    const from = typeof source.stage === 'string' ? ` (${source.stage}${typeof source.arm === 'string' ? `, arm ${source.arm}` : ''})` : '';
+    const data = (source.data ?? { imageSize: model.imageSize }) as ExperimentConfig['data'];
+    return {
+      model,
+      data: { ...data, seed: typeof source.seed === 'number' ? source.seed : 0 },
+      label: `${dir}${from}`,
+      stage: RUN_STAGES.includes(source.stage as RunStage) ? (source.stage as RunStage) : undefined,
+    };
+  }
+  const run = need(values.run, '--run DIR (or --model DIR)');
+  const chosen = stageOf(values.stage, stage);
+  const arm = armOf(values.arm);
+  const r = await loadRun(run, { stage: chosen, arm });
+  return {
+    model: r.model,
+    data: { ...r.config.data, seed: r.config.seed },
+    label: `${r.checkpoint} (${r.stage}${r.arm ? `, arm ${r.arm}` : ''})`,
+    stage: r.stage,
+  };
+}
+
+const WEIGHT_OPTIONS = {
+  run: { type: 'string' },
+  model: { type: 'string' },
+  stage: { type: 'string' },
+  arm: { type: 'string' },
+} as const;
 
 function need(v: unknown, what: string): string {
   if (typeof v !== 'string' || v === '') throw new UsageError(`missing ${what}`);
@@ -167,14 +242,14 @@ export async function runCli(argv: string[]): Promise<void> {
       return;
     }
     case 'eval': {
-      const { values } = parse(rest, { run: { type: 'string' }, arm: { type: 'string' }, samples: { type: 'string' } });
+      const { values } = parse(rest, { ...WEIGHT_OPTIONS, samples: { type: 'string' } });
       const samples = Number(values.samples ?? 64);
       if (!Number.isInteger(samples) || samples < 1) throw new UsageError(`--samples must be a positive integer, got ${values.samples}`);
       await initBackend();
-      const { model, config, checkpoint } = await loadRun(need(values.run, '--run DIR'), armOf(values.arm));
+      const { model, data: dataConfig, label } = await loadCommandModel(values, 'understanding');
       try {
-        const data = new SyntheticTextImages({ ...config.data, seed: config.seed });
-        console.log(`checkpoint: ${checkpoint}`);
+        const data = new SyntheticTextImages(dataConfig);
+        console.log(`weights: ${label}`);
         printEval(
           'test',
           await evaluateModel(
@@ -191,8 +266,7 @@ export async function runCli(argv: string[]): Promise<void> {
     case 'reconstruct':
     case 'generate': {
       const { values, positionals } = parse(rest, {
-        run: { type: 'string' },
-        arm: { type: 'string' },
+        ...WEIGHT_OPTIONS,
         out: { type: 'string' },
         seed: { type: 'string' },
         ...(command === 'generate' ? { judge: { type: 'string' as const }, 'judge-steps': { type: 'string' as const } } : {}),
@@ -203,14 +277,21 @@ export async function runCli(argv: string[]): Promise<void> {
         throw new UsageError(`--judge-steps must be a positive integer, got ${values['judge-steps']}`);
       if (values['judge-steps'] !== undefined && values.judge === undefined) throw new UsageError('--judge-steps needs --judge DIR');
       await initBackend();
-      const { model, config } = await loadRun(need(values.run, '--run DIR'), armOf(values.arm));
+      const { model, data, label, stage } = await loadCommandModel(values, command === 'generate' ? 'generation' : 'understanding');
       try {
+        console.error(`weights: ${label}`);
+        if (command === 'generate' && stage !== undefined && stage !== 'generation')
+          console.error(`note: these are ${stage} weights; the visual head learns to generate in stage 3 (--stage generation)`);
+        if (command !== 'generate' && stage === 'generation')
+          console.error(
+            'note: these are generation (stage 3) weights; stage 3 trains the LM on codes, and it captions worse than after stage 2',
+          );
         const S = model.imageSize;
         if (command === 'generate') {
           const { images } = await model.generateImages(positionals, { seed: Number(values.seed ?? 0) });
           if (typeof values.judge === 'string') {
             try {
-              await judgeGenerated(images, positionals, values.judge, { ...config.data, seed: config.seed }, judgeSteps);
+              await judgeGenerated(images, positionals, values.judge, data, judgeSteps);
             } catch (e) {
               images.dispose();
               throw e;
@@ -251,6 +332,37 @@ export async function runCli(argv: string[]): Promise<void> {
       } finally {
         model.dispose();
       }
+      return;
+    }
+    case 'export': {
+      const { values, positionals } = parse(rest, {
+        run: { type: 'string' },
+        stage: { type: 'string' },
+        arm: { type: 'string' },
+        out: { type: 'string' },
+      });
+      if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}\n${HELP.export}`);
+      const run = need(values.run, '--run DIR');
+      const stage = stageOf(need(values.stage, '--stage understanding|generation'), 'understanding');
+      const out = need(values.out, '--out DIR');
+      const arm = armOf(values.arm);
+      await initBackend();
+      const r = await loadRun(run, { stage, arm });
+      try {
+        await r.model.savePretrained(out, {
+          source: {
+            run: path.resolve(run),
+            stage: r.stage,
+            ...(r.arm ? { arm: r.arm } : {}),
+            checkpoint: path.resolve(r.checkpoint),
+            data: r.config.data,
+            seed: r.config.seed,
+          },
+        });
+      } finally {
+        r.model.dispose();
+      }
+      console.log(`wrote ${out}: ${r.stage}${r.arm ? ` weights of the ${r.arm} arm` : ' weights'} from ${r.checkpoint}`);
       return;
     }
     case 'report': {

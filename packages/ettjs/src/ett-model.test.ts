@@ -1,10 +1,13 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { AutoregressiveLM, ByteTokenizer } from '@ettjs/autoregressive-lm';
-import { type CausalLM, Module } from '@ettjs/core';
+import { type CausalLM, loadSafetensorsFile, Module } from '@ettjs/core';
 import { createVisualAdapter } from '@ettjs/projector';
 import { VQ_TOKENIZER_TINY, VQTokenizer } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ETTModel } from './ett-model';
+import { ETTModel, ETTModelError } from './ett-model';
 import { IGNORE_INDEX } from './sequence';
 
 const S = 16;
@@ -29,10 +32,10 @@ class PlainLM extends Module implements CausalLM {
 }
 const tinyTokenizer = () =>
   new VQTokenizer({ ...VQ_TOKENIZER_TINY, ch: 8, chMult: [1, 2, 2], zChannels: 8, codeDim: 8, codebookSize: 32, normGroups: 4, seed: 1 });
-const tinyLM = (text: ByteTokenizer, visual = 0) =>
+const tinyLM = (text: ByteTokenizer, visual = 0, architecture: 'llama' | 'qwen2' = 'llama') =>
   new AutoregressiveLM(
     {
-      architecture: 'llama',
+      architecture,
       vocabSize: text.vocabSize,
       hiddenSize: 16,
       intermediateSize: 32,
@@ -44,10 +47,11 @@ const tinyLM = (text: ByteTokenizer, visual = 0) =>
     },
     { seed: 2 },
   );
-const build = (kind: 'projector' | 'index', visual = 0) => {
+// (qwen2, as the pipeline builds: a llama LM with q/k/v biases only has no HF form to save to)
+const build = (kind: 'projector' | 'index', visual = 0, architecture: 'llama' | 'qwen2' = 'llama') => {
   const text = new ByteTokenizer();
   const tokenizer = tinyTokenizer();
-  const lm = tinyLM(text, visual);
+  const lm = tinyLM(text, visual, architecture);
   const adapter =
     kind === 'projector'
       ? createVisualAdapter({ kind, inputDim: tokenizer.codeDim, outputDim: lm.hiddenSize })
@@ -202,5 +206,153 @@ describe('ETTModel', () => {
     expect(() => model.captionForward(images, [new Array(200).fill(65), [65]])).toThrow(/sample 0: .*context allows 96/);
     bad.dispose();
     model.dispose();
+  });
+
+  describe('savePretrained / fromPretrained', () => {
+    const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ett-saved-'));
+    const logitsOf = (model: ETTModel, captions: number[][]) => {
+      const o = model.captionForward(images, captions);
+      const values = o.logits.arraySync();
+      tf.dispose([o.logits, o.targets, o.tokens.quantized, o.tokens.indices, ...Object.values(o.tokens.losses)]);
+      return values;
+    };
+
+    it('round-trips a model: same logits, captions and generated codes, each part in its own saved form', async () => {
+      const model = build('projector', 32, 'qwen2');
+      const dir = path.join(tmp(), 'model');
+      try {
+        await model.savePretrained(dir, { source: { stage: 'understanding', arm: 'ett' } });
+        const config = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+        expect(config).toEqual({
+          model_type: 'ett',
+          format_version: 1,
+          image_size: S,
+          special_tokens: { bos: 257, eos: 258, pad: 256, boi: 259, eoi: 260 },
+          adapter_kind: 'projector',
+          source: { stage: 'understanding', arm: 'ett' },
+        });
+        expect(fs.readdirSync(dir).sort()).toEqual(['adapter', 'config.json', 'lm', 'vision_tokenizer']);
+        // The LM directory is an HF one: HF config and tensor names, Linear weights [out, in].
+        const hf = JSON.parse(fs.readFileSync(path.join(dir, 'lm', 'config.json'), 'utf8'));
+        expect(hf.model_type).toBe('qwen2');
+        const st = await loadSafetensorsFile(path.join(dir, 'lm', 'model.safetensors'));
+        expect(st.tensors['model.layers.0.self_attn.q_proj.weight']?.shape).toEqual([16, 16]);
+        expect(st.tensors['model.layers.0.mlp.up_proj.weight']?.shape).toEqual([32, 16]);
+        expect(fs.existsSync(path.join(dir, 'lm', 'byte_tokenizer.json'))).toBe(true);
+        expect(fs.existsSync(path.join(dir, 'vision_tokenizer', 'model.safetensors'))).toBe(true);
+        expect(fs.existsSync(path.join(dir, 'adapter', 'model.safetensors'))).toBe(true);
+        expect(fs.readdirSync(path.dirname(dir))).toEqual(['model']); // no temporary directory left behind
+
+        const loaded = await ETTModel.fromPretrained(dir);
+        try {
+          const captions = [model.text.encode('ab'), model.text.encode('c')];
+          expect(logitsOf(loaded, captions)).toEqual(logitsOf(model, captions));
+          expect(await loaded.caption(images, { maxNewTokens: 6 })).toEqual(await model.caption(images, { maxNewTokens: 6 }));
+          const a = await model.generateImages(['red'], { seed: 3 });
+          const b = await loaded.generateImages(['red'], { seed: 3 });
+          expect(b.codes).toEqual(a.codes);
+          expect(b.images.arraySync()).toEqual(a.images.arraySync());
+          tf.dispose([a.images, b.images]);
+          expect(loaded.discriminator).toBeUndefined();
+          expect((await ETTModel.readPretrainedConfig(dir)).source).toEqual({ stage: 'understanding', arm: 'ett' });
+        } finally {
+          loaded.dispose();
+        }
+      } finally {
+        model.dispose();
+      }
+    });
+
+    it('round-trips the index adapter (frozen-index) and replaces a saved model in place', async () => {
+      const model = build('index', 0, 'qwen2');
+      const other = build('projector', 0, 'qwen2');
+      const dir = path.join(tmp(), 'model');
+      try {
+        await other.savePretrained(dir);
+        await model.savePretrained(dir);
+        expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).adapter_kind).toBe('index');
+        const loaded = await ETTModel.fromPretrained(dir);
+        const captions = [model.text.encode('x'), model.text.encode('yz')];
+        expect(logitsOf(loaded, captions)).toEqual(logitsOf(model, captions));
+        loaded.dispose();
+        expect(fs.readdirSync(path.dirname(dir))).toEqual(['model']);
+      } finally {
+        model.dispose();
+        other.dispose();
+      }
+    });
+
+    it('names the file at fault and what to do for a missing, foreign, corrupt or mismatched directory, and leaks nothing', async () => {
+      const model = build('projector', 0, 'qwen2');
+      const root = tmp();
+      const dir = path.join(root, 'model');
+      try {
+        await expect(ETTModel.fromPretrained(path.join(root, 'nope'))).rejects.toThrow(
+          new RegExp(
+            `cannot read ${path.join(root, 'nope', 'config.json')}.*is not a saved ETT model: write one with model.savePretrained`,
+          ),
+        );
+        await model.savePretrained(dir);
+        const fresh = async () => {
+          fs.rmSync(dir, { recursive: true });
+          await model.savePretrained(dir);
+        };
+        await expect(ETTModel.fromPretrained(path.join(dir, 'lm'))).rejects.toThrow(/has model_type "qwen2", expected "ett"/);
+
+        fs.writeFileSync(path.join(dir, 'config.json'), '{"model_type": "ett",');
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(/config.json is not valid JSON/);
+        await fresh();
+        const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+        fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, format_version: 2 }));
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(/format_version 2; this ettjs reads versions 1 to 1 .*upgrade ettjs/);
+        fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, special_tokens: { ...cfg.special_tokens, boi: 3 } }));
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(
+          /special tokens in .*config.json .* differ from the text tokenizer in .*lm \(boi 259\)/,
+        );
+        fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...cfg, adapter_kind: 'index' }));
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(/names a "index" adapter but .*adapter holds a "projector" one/);
+        await fresh();
+
+        fs.rmSync(path.join(dir, 'lm', 'model.safetensors'));
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(
+          new RegExp(`cannot load the LM from ${path.join(dir, 'lm')}: .*model.safetensors.*incomplete or corrupt; write it again`),
+        );
+        await fresh();
+        const weights = path.join(dir, 'adapter', 'model.safetensors');
+        fs.writeFileSync(weights, fs.readFileSync(weights).subarray(0, 40)); // truncated
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(
+          new RegExp(`cannot load the adapter from ${path.join(dir, 'adapter')}: ${weights}: .*incomplete or corrupt`),
+        );
+        await fresh();
+        fs.rmSync(path.join(dir, 'lm', 'byte_tokenizer.json'));
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(/cannot load the text tokenizer from .*neither tokenizer.json/);
+        await fresh();
+        fs.rmSync(path.join(dir, 'vision_tokenizer', 'config.json'));
+        await expect(ETTModel.fromPretrained(dir)).rejects.toThrow(
+          /cannot load the vision tokenizer from .*vision_tokenizer: .*config.json/,
+        );
+
+        // Saving never clobbers a directory that is not a saved model, nor a model with a part it cannot save.
+        const foreign = path.join(root, 'photos');
+        fs.mkdirSync(foreign);
+        fs.writeFileSync(path.join(foreign, 'cat.png'), 'x');
+        await expect(model.savePretrained(foreign)).rejects.toThrow(
+          /photos exists and is not a saved ETT model \(it holds cat.png\); choose another directory/,
+        );
+        expect(fs.readdirSync(foreign)).toEqual(['cat.png']);
+        const plain = new ETTModel({
+          tokenizer: model.tokenizer,
+          adapter: model.adapter,
+          lm: new PlainLM(model.lm),
+          text: model.text,
+          imageSize: S,
+        });
+        await expect(plain.savePretrained(path.join(root, 'plain'))).rejects.toThrow(ETTModelError);
+        await expect(plain.savePretrained(path.join(root, 'plain'))).rejects.toThrow(/the LM is a PlainLM, not an AutoregressiveLM/);
+        expect(fs.existsSync(path.join(root, 'plain'))).toBe(false);
+      } finally {
+        model.dispose();
+      }
+    });
   });
 });

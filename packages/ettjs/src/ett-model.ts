@@ -1,4 +1,13 @@
-import { AutoregressiveLM, generate, generateVisualCodes, type SamplingOptions } from '@ettjs/autoregressive-lm';
+import {
+  AutoregressiveLM,
+  ByteTokenizer,
+  generate,
+  generateVisualCodes,
+  HFTokenizer,
+  loadTextTokenizer,
+  type SamplingOptions,
+  saveTextTokenizer,
+} from '@ettjs/autoregressive-lm';
 import {
   type CausalLM,
   Module,
@@ -8,6 +17,8 @@ import {
   type VisionTokenizer,
   type VisualAdapter,
 } from '@ettjs/core';
+import { type AdapterKind, CodebookProjector, IndexEmbedding, loadVisualAdapter } from '@ettjs/projector';
+import { VQTokenizer } from '@ettjs/vector-quantizer';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   buildCaptionSequences,
@@ -36,8 +47,35 @@ export interface ETTModelParts {
   text: TextTokenizer;
   /** Image side the model is trained at (the tokenizer's input size). */
   imageSize: number;
-  /** The GAN discriminator of `L_vq`, if the run uses one; saved with the model. */
+  /** The GAN discriminator of `L_vq`, if the run uses one; in training checkpoints, not in `savePretrained`. */
   discriminator?: Module;
+}
+
+/** `model_type` of a saved ETT model's top-level `config.json`. */
+export const ETT_MODEL_TYPE = 'ett';
+/** Layout version of a saved ETT model; `fromPretrained` reads this version and older. */
+export const ETT_FORMAT_VERSION = 1;
+/** Subdirectories of a saved ETT model, one per part, each in that part's own saved form. */
+export const ETT_MODEL_DIRS = { visionTokenizer: 'vision_tokenizer', adapter: 'adapter', lm: 'lm' } as const;
+
+/** The top-level `config.json` of a directory written by `ETTModel.savePretrained`. */
+export interface ETTPretrainedConfig {
+  model_type: typeof ETT_MODEL_TYPE;
+  format_version: number;
+  /** Image side the model reads and writes. */
+  image_size: number;
+  /** Ids of `[BOS]`, `[EOS]`, pad, `<boi>`, `<eoi>` in the text tokenizer (checked against it on load). */
+  special_tokens: SpecialIds;
+  /** Which adapter `adapter/` holds: `projector` (ETT, frozen-embedding) or `index` (frozen-index). */
+  adapter_kind: AdapterKind;
+  /** Where the weights came from, free-form (`ett export` records the run, stage, arm and checkpoint). */
+  source?: Record<string, unknown>;
+}
+
+/** Options of `savePretrained`. */
+export interface SavePretrainedOptions {
+  /** Written as `source` in config.json, e.g. `{ run, stage, arm }`. Defaults to none. */
+  source?: Record<string, unknown>;
 }
 
 /** Options of `caption`. Sampling defaults to greedy. */
@@ -99,6 +137,30 @@ export class ETTModel extends Module {
     if (parts.discriminator) this.discriminator = this.addModule('discriminator', parts.discriminator);
     this.text = text;
     this.imageSize = imageSize;
+  }
+
+  /**
+   * Writes the model to `dir` (Node) as a directory users can move around:
+   * `config.json` (`ETTPretrainedConfig`: image size, special-token ids, adapter kind, model_type,
+   * format version), `vision_tokenizer/` (`VQTokenizer.savePretrained`), `adapter/`
+   * (`CodebookProjector` / `IndexEmbedding.savePretrained`) and `lm/` (HF `config.json` +
+   * `model.safetensors` with HF tensor names, which `transformers` loads, plus the text tokenizer's
+   * files). The GAN discriminator is not saved: it only serves training, and a training run
+   * continues from its checkpoints. Needs a `VQTokenizer`, one of the two adapters, an
+   * `AutoregressiveLM` and a `ByteTokenizer` or `HFTokenizer`.
+   */
+  async savePretrained(dir: string, options: SavePretrainedOptions = {}): Promise<void> {
+    await writePretrained(this, dir, options);
+  }
+
+  /** Loads a model written by `savePretrained` (or `ett export`); errors name the file at fault and what to do. */
+  static async fromPretrained(dir: string): Promise<ETTModel> {
+    return readPretrained(dir);
+  }
+
+  /** The top-level `config.json` of a saved model, checked (image size, special tokens, adapter kind, source). */
+  static async readPretrainedConfig(dir: string): Promise<ETTPretrainedConfig> {
+    return readPretrainedConfig(dir);
   }
 
   /** Visual tokens per image, N = (imageSize / downsample)². */
@@ -307,6 +369,159 @@ export class ETTModel extends Module {
     const images = tf.tidy(() => this.tokenizer.decodeIndices(tf.tensor2d(codes, [codes.length, this.numVisual], 'int32'), [side, side]));
     return { images, codes };
   }
+}
+
+// ------------------------------------------------------------------ saved models (Node)
+
+/**
+ * A saved ETT model, read as `dir/config.json` and the three part directories. Every failure names
+ * the file and says what to do; the parts loaded so far are disposed.
+ */
+async function readPretrained(dir: string): Promise<ETTModel> {
+  const { join } = await import('node:path');
+  const config = await readPretrainedConfig(dir);
+  const where = 'ETTModel.fromPretrained';
+  const part = async <T>(name: string, sub: string, load: (d: string) => Promise<T>): Promise<T> => {
+    try {
+      return await load(join(dir, sub));
+    } catch (e) {
+      throw new ETTModelError(
+        `${where}: cannot load the ${name} from ${join(dir, sub)}: ${(e as Error).message}. The directory is incomplete or corrupt; write it again with model.savePretrained(dir) or \`ett export\``,
+      );
+    }
+  };
+  const owned: { dispose(): void }[] = [];
+  try {
+    const tokenizer = await part('vision tokenizer', ETT_MODEL_DIRS.visionTokenizer, (d) => VQTokenizer.fromPretrained(d));
+    owned.push(tokenizer);
+    const adapter = await part('adapter', ETT_MODEL_DIRS.adapter, loadVisualAdapter);
+    owned.push(adapter);
+    const got = adapter instanceof CodebookProjector ? 'projector' : 'index';
+    if (got !== config.adapter_kind) {
+      throw new ETTModelError(
+        `${where}: ${join(dir, 'config.json')} names a "${config.adapter_kind}" adapter but ${join(dir, ETT_MODEL_DIRS.adapter)} holds a "${got}" one; write the model again with savePretrained`,
+      );
+    }
+    const lm = await part('LM', ETT_MODEL_DIRS.lm, (d) => AutoregressiveLM.fromPretrained(d));
+    owned.push(lm);
+    const text = await part('text tokenizer', ETT_MODEL_DIRS.lm, loadTextTokenizer);
+    const wrong = (Object.keys(config.special_tokens) as (keyof SpecialIds)[]).filter(
+      (k) => text.specialTokens[k] !== config.special_tokens[k],
+    );
+    if (wrong.length > 0) {
+      throw new ETTModelError(
+        `${where}: the special tokens in ${join(dir, 'config.json')} (${JSON.stringify(config.special_tokens)}) differ from the text tokenizer in ${join(dir, ETT_MODEL_DIRS.lm)} (${wrong.map((k) => `${k} ${text.specialTokens[k]}`).join(', ')}); write the model again with savePretrained`,
+      );
+    }
+    return new ETTModel({ tokenizer, adapter, lm, text, imageSize: config.image_size });
+  } catch (e) {
+    for (const m of owned) m.dispose();
+    throw e;
+  }
+}
+
+/** Reads and checks `dir/config.json` of a saved ETT model. */
+async function readPretrainedConfig(dir: string): Promise<ETTPretrainedConfig> {
+  const { readFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const file = join(dir, 'config.json');
+  const where = 'ETTModel.fromPretrained';
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new ETTModelError(
+      `${where}: cannot read ${file} (${(e as Error).message}); "${dir}" is not a saved ETT model: write one with model.savePretrained(dir) or \`ett export --run RUN --stage understanding --out ${dir}\``,
+    );
+  }
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ETTModelError(`${where}: ${file} is not valid JSON (${(e as Error).message}); write the model again with savePretrained`);
+  }
+  if (json === null || typeof json !== 'object' || json.model_type !== ETT_MODEL_TYPE) {
+    throw new ETTModelError(
+      `${where}: ${file} has model_type ${JSON.stringify(json?.model_type)}, expected "${ETT_MODEL_TYPE}"; an LM alone loads with AutoregressiveLM.fromPretrained, a tokenizer with VQTokenizer.fromPretrained`,
+    );
+  }
+  const version = json.format_version;
+  if (!Number.isInteger(version) || (version as number) < 1 || (version as number) > ETT_FORMAT_VERSION) {
+    throw new ETTModelError(
+      `${where}: ${file} has format_version ${JSON.stringify(version)}; this ettjs reads versions 1 to ${ETT_FORMAT_VERSION} (a newer ettjs wrote it: upgrade ettjs)`,
+    );
+  }
+  const ids = json.special_tokens as Record<string, unknown> | undefined;
+  const badIds = ['bos', 'eos', 'pad', 'boi', 'eoi'].filter((k) => !Number.isInteger(ids?.[k]));
+  if (!Number.isInteger(json.image_size) || badIds.length > 0 || (json.adapter_kind !== 'projector' && json.adapter_kind !== 'index')) {
+    throw new ETTModelError(
+      `${where}: ${file} needs an integer image_size, special_tokens with integer ${['bos', 'eos', 'pad', 'boi', 'eoi'].join(', ')} and adapter_kind "projector" or "index"; got ${JSON.stringify({ image_size: json.image_size, special_tokens: ids, adapter_kind: json.adapter_kind })}`,
+    );
+  }
+  return json as unknown as ETTPretrainedConfig;
+}
+
+/**
+ * Writes `model` to `dir` through a temporary sibling directory renamed into place, so a crash
+ * never leaves a half-written model; an existing saved model in `dir` is replaced, any other
+ * non-empty directory is left alone (error).
+ */
+async function writePretrained(model: ETTModel, dir: string, options: SavePretrainedOptions): Promise<void> {
+  const where = 'ETTModel.savePretrained';
+  const { tokenizer, adapter, lm, text } = model;
+  const unsupported = [
+    tokenizer instanceof VQTokenizer ? null : `the vision tokenizer is a ${tokenizer.constructor.name}, not a VQTokenizer`,
+    adapter instanceof CodebookProjector || adapter instanceof IndexEmbedding
+      ? null
+      : `the adapter is a ${adapter.constructor.name}, not a CodebookProjector or IndexEmbedding`,
+    lm instanceof AutoregressiveLM ? null : `the LM is a ${lm.constructor.name}, not an AutoregressiveLM`,
+    text instanceof ByteTokenizer || text instanceof HFTokenizer
+      ? null
+      : `the text tokenizer is a ${text.constructor.name}, not a ByteTokenizer or HFTokenizer`,
+  ].filter((x) => x !== null);
+  if (unsupported.length > 0) {
+    throw new ETTModelError(`${where}: ${unsupported.join('; ')}. Save such parts with their own save methods instead`);
+  }
+  const { mkdir, readdir, rename, rm, writeFile } = await import('node:fs/promises');
+  const { dirname, basename, join } = await import('node:path');
+  const existing = await readdir(dir).catch(() => null);
+  if (existing && existing.length > 0) {
+    const isModel = await readPretrainedConfig(dir).then(
+      () => true,
+      () => false,
+    );
+    if (!isModel) {
+      throw new ETTModelError(
+        `${where}: ${dir} exists and is not a saved ETT model (it holds ${existing.slice(0, 5).join(', ')}); choose another directory or empty it`,
+      );
+    }
+  }
+  await mkdir(dirname(dir), { recursive: true });
+  const stamp = `${process.pid}-${Date.now().toString(36)}`;
+  const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${stamp}`);
+  const old = join(dirname(dir), `.${basename(dir)}.old-${stamp}`);
+  try {
+    await mkdir(tmp);
+    await (tokenizer as VQTokenizer).savePretrained(join(tmp, ETT_MODEL_DIRS.visionTokenizer));
+    await (adapter as CodebookProjector | IndexEmbedding).savePretrained(join(tmp, ETT_MODEL_DIRS.adapter));
+    await (lm as AutoregressiveLM).savePretrained(join(tmp, ETT_MODEL_DIRS.lm));
+    await saveTextTokenizer(text, join(tmp, ETT_MODEL_DIRS.lm));
+    const config: ETTPretrainedConfig = {
+      model_type: ETT_MODEL_TYPE,
+      format_version: ETT_FORMAT_VERSION,
+      image_size: model.imageSize,
+      special_tokens: { ...model.ids },
+      adapter_kind: adapter instanceof IndexEmbedding ? 'index' : 'projector',
+      ...(options.source ? { source: options.source } : {}),
+    };
+    await writeFile(join(tmp, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    if (existing) await rename(dir, old);
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  await rm(old, { recursive: true, force: true });
 }
 
 /** Disposes every tensor of a tokenizer output. */

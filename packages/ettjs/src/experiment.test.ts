@@ -86,7 +86,7 @@ describe('runExperiment', () => {
     expect(html).toContain('generated-ett.png');
     expect(fs.readFileSync(path.join(dir, 'generated-ett.png')).subarray(1, 4).toString()).toBe('PNG');
     const { loadRun } = await import('./run-dir');
-    const loaded = await loadRun(dir, 'ett');
+    const loaded = await loadRun(dir, { stage: 'generation', arm: 'ett' });
     expect(loaded.checkpoint).toContain(path.join('stage3-gen-ett', 'step-'));
     expect(loaded.config.lm.visualVocabSize).toBe(32);
     loaded.model.dispose();
@@ -179,13 +179,18 @@ describe('ett CLI', () => {
       await expect(runCli(['caption', '--run', dir, path.join(dir, 'missing.png')])).rejects.toThrow(/no such image/);
       await runCli(['generate', '--run', dir, '--out', path.join(dir, 'gen.png'), 'a red circle']);
       expect(fs.readFileSync(path.join(dir, 'gen.png')).subarray(1, 4).toString()).toBe('PNG');
-      // A run trained without stage 3 has no visual head to generate with.
+      // A run trained without stage 3 has no generation weights, and its LM no visual head to generate with.
       // (a run directory by hand: its config and one checkpoint of fresh weights)
       const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-cli-'));
       const cfg2 = resolveExperimentConfig({ ...tiny(dir2), gan: false, steps: { ...cfg.steps, generation: 0 } });
       expect(cfg2.lm.visualVocabSize).toBeUndefined();
       await writeFreshRunDir(dir2, cfg2);
-      await expect(runCli(['generate', '--run', dir2, 'a red circle'])).rejects.toThrow(/needs an AutoregressiveLM with a visual head/);
+      await expect(runCli(['generate', '--run', dir2, 'a red circle'])).rejects.toThrow(
+        /has no generation \(stage 3\) weights of the ett arm/,
+      );
+      await expect(runCli(['generate', '--run', dir2, '--stage', 'tokenizer', 'a red circle'])).rejects.toThrow(
+        /needs an AutoregressiveLM with a visual head/,
+      );
     } finally {
       console.log = log;
       if (env === undefined) delete process.env.ETT_BACKEND;

@@ -1,5 +1,5 @@
-export { ETTModel, ETTModelError, disposeTokens } from './ett-model';
-export type { CaptionOptions, ETTModelParts } from './ett-model';
+export { ETT_FORMAT_VERSION, ETT_MODEL_DIRS, ETT_MODEL_TYPE, ETTModel, ETTModelError, disposeTokens } from './ett-model';
+export type { CaptionOptions, ETTModelParts, ETTPretrainedConfig, SavePretrainedOptions } from './ett-model';
 export { GanCritic } from './critic';
 export { ARMS, alignment, postTrainingChat, postTrainingGen, semantic, textPretraining, tokenizerPretraining } from './recipes';
 export type { Arm, ETTBatch, RecipeOptions } from './recipes';
@@ -22,6 +22,7 @@ export {
 export { chanceLevels, compareFields, describeArmDifference, FIELD_LABELS, FIELDS, fieldsAtChance, isAtChance } from './field-scores';
 export type { FieldDifference, FieldScores } from './field-scores';
 export type { ArmResult, ExperimentConfig, ExperimentResult } from './experiment';
-export { loadRun, RunDirError } from './run-dir';
+export { RUN_STAGES, RunDirError, listRunWeights, loadRun } from './run-dir';
+export type { LoadRunOptions, RunStage, RunWeights } from './run-dir';
 export { accuracyChart, lineChart, metricSeries, readMetricsLog, renderReport, stageSpans, usageHistogram, writeReport } from './report';
 export type { AccuracyCurve, MetricRecord, ReportData, ReportImage, ReportTable } from './report';

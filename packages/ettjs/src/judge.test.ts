@@ -189,7 +189,7 @@ describe('generation judge', () => {
   it('ett generate --judge trains a judge once, saves it, then reuses it', async () => {
     const { runCli, UsageError } = await import('./cli-commands');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ett-gen-cli-'));
-    // A run directory by hand: the config (with a visual head) and one checkpoint of fresh weights.
+    // A run directory by hand: the config (with a visual head) and one stage-3 checkpoint of fresh weights.
     const config = resolveExperimentConfig({
       runDir: dir,
       data: { imageSize: 16, glyphScale: 1 },
@@ -197,7 +197,7 @@ describe('generation judge', () => {
       lm: { ...QUICKSTART_CONFIG.lm, hiddenSize: 16, intermediateSize: 32, numLayers: 1, numHeads: 2, numKVHeads: 1, visualVocabSize: 32 },
       gan: false,
     });
-    await writeFreshRunDir(dir, config);
+    await writeFreshRunDir(dir, config, ['stage3-gen-ett']);
 
     const judgeDir = path.join(dir, 'judge');
     const png = path.join(dir, 'gen.png');
